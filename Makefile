@@ -1,0 +1,26 @@
+# The README's two commands: `make run` and `make test`. Everything else hangs off these.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint down
+run: $(VENV)/.installed
+	$(BIN)/sentinel up --demo
+
+test: $(VENV)/.installed
+	$(BIN)/sentinel stack up
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+down: $(VENV)/.installed
+	$(BIN)/sentinel down
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@

@@ -1,0 +1,1 @@
+"""What Sentinel's processes share: settings, the event model, telemetry, Kafka propagation, CLI."""

@@ -1,0 +1,81 @@
+"""Process configuration, read once from the environment.
+
+Every knob is a module constant with a default and an explicit type (snuba's habit), so a reader
+sees the whole configuration surface in one file and `k8s/` can be checked against it. The OTel
+SDK's own `OTEL_*` variables are deliberately not read here: the SDK reads them itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+HOST = _str("SENTINEL_HOST", "127.0.0.1")
+
+# Where the local stack keeps binaries, data and logs (git-ignored).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACK_DIR = Path(_str("SENTINEL_STACK_DIR", str(REPO_ROOT / ".stack")))
+
+# Ports (DESIGN.md defaults, each overridable).
+INGEST_PORT = _int("SENTINEL_INGEST_PORT", 8080)
+KAFKA_PORT = _int("SENTINEL_KAFKA_PORT", 9092)
+KAFKA_CONTROLLER_PORT = _int("SENTINEL_KAFKA_CONTROLLER_PORT", 9093)
+CLICKHOUSE_PORT = _int("SENTINEL_CLICKHOUSE_PORT", 9000)
+CLICKHOUSE_HTTP_PORT = _int("SENTINEL_CLICKHOUSE_HTTP_PORT", 8123)
+RABBITMQ_PORT = _int("SENTINEL_RABBITMQ_PORT", 5672)
+RABBITMQ_DIST_PORT = _int("SENTINEL_RABBITMQ_DIST_PORT", 25672)
+REDIS_PORT = _int("SENTINEL_REDIS_PORT", 6379)
+JAEGER_OTLP_GRPC_PORT = _int("SENTINEL_JAEGER_OTLP_GRPC_PORT", 4317)
+JAEGER_OTLP_HTTP_PORT = _int("SENTINEL_JAEGER_OTLP_HTTP_PORT", 4318)
+JAEGER_QUERY_PORT = _int("SENTINEL_JAEGER_QUERY_PORT", 16686)
+FLOWER_PORT = _int("SENTINEL_FLOWER_PORT", 5555)
+
+# Client addresses, derived from the ports unless set outright (as k8s does).
+KAFKA_BOOTSTRAP = _str("SENTINEL_KAFKA_BOOTSTRAP", f"{HOST}:{KAFKA_PORT}")
+CLICKHOUSE_HOST = _str("SENTINEL_CLICKHOUSE_HOST", HOST)
+CLICKHOUSE_DATABASE = _str("SENTINEL_CLICKHOUSE_DATABASE", "sentinel")
+CELERY_BROKER_URL = _str("SENTINEL_CELERY_BROKER_URL", f"amqp://guest:guest@{HOST}:{RABBITMQ_PORT}//")
+REDIS_URL = _str("SENTINEL_REDIS_URL", f"redis://{HOST}:{REDIS_PORT}/0")
+JAEGER_QUERY_URL = _str("SENTINEL_JAEGER_QUERY_URL", f"http://{HOST}:{JAEGER_QUERY_PORT}")
+INGEST_URL = _str("SENTINEL_INGEST_URL", f"http://{HOST}:{INGEST_PORT}")
+
+# Topics: one place for their names (operators and tests rely on them).
+EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")
+DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
+EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 4)
+BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
+
+# Ingest limits.
+INGEST_MAX_BODY_BYTES = _int("SENTINEL_INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
+INGEST_MAX_EVENTS = _int("SENTINEL_INGEST_MAX_EVENTS", 10_000)
+INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
+# Comma-separated bearer tokens; empty means ingest is open (loopback development).
+INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
+INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
+
+# Bridge chunking and backpressure.
+CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 500)
+CHUNK_MAX_WAIT_S = _float("SENTINEL_CHUNK_MAX_WAIT_S", 0.2)
+MAX_INFLIGHT_CHUNKS = _int("SENTINEL_MAX_INFLIGHT_CHUNKS", 64)
+# A chunk with no acknowledgement after this long is sent again (same dedup token).
+CHUNK_ACK_TIMEOUT_S = _float("SENTINEL_CHUNK_ACK_TIMEOUT_S", 120.0)
+COMMIT_INTERVAL_S = _float("SENTINEL_COMMIT_INTERVAL_S", 0.5)
+
+# Worker.
+INSERT_MAX_RETRIES = _int("SENTINEL_INSERT_MAX_RETRIES", 8)
+WORKER_CONCURRENCY = _int("SENTINEL_WORKER_CONCURRENCY", 2)

@@ -1,0 +1,121 @@
+"""Apache Kafka 4.x, one KRaft node (broker and controller), from its jars on Maven Central."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+from sentinel import settings
+from sentinel.stack.runner import Service, ServiceError, run_checked
+
+POM = Path(__file__).with_name("kafka-pom.xml")
+
+
+class Kafka(Service):
+    name = "kafka"
+    start_timeout = 120.0
+
+    @property
+    def port(self) -> int:  # type: ignore[override]
+        return settings.KAFKA_PORT
+
+    @property
+    def libs(self) -> Path:
+        return self.home / "libs"
+
+    def installed(self) -> bool:
+        return any(self.libs.glob("kafka_2.13-*.jar"))
+
+    def install(self) -> None:
+        run_checked(["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+                     f"-DoutputDirectory={self.libs}", "-DincludeScope=runtime"],
+                    "kafka: resolving jars from Maven Central", log=self.log_path)
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                "-cp", f"{self.libs}/*", main, *args]
+
+    def prepare(self) -> None:
+        data = self.home / "data"
+        (self.home / "server.properties").write_text(f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{settings.HOST}:{settings.KAFKA_CONTROLLER_PORT}
+listeners=PLAINTEXT://{settings.HOST}:{settings.KAFKA_PORT},CONTROLLER://{settings.HOST}:{settings.KAFKA_CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://{settings.HOST}:{settings.KAFKA_PORT}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data}
+num.partitions={settings.EVENTS_TOPIC_PARTITIONS}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+message.max.bytes=4194304
+""")
+        (self.home / "log4j2.properties").write_text("""\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.kafka_server.name = kafka.server.KafkaRaftServer
+logger.kafka_server.level = info
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+""")
+        if not (data / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            run_checked(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                   "-c", str(self.home / "server.properties")),
+                        "kafka: formatting KRaft storage", log=self.log_path)
+
+    def argv(self) -> list[str]:
+        return self._java("kafka.Kafka", str(self.home / "server.properties"))
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        if not super().ready():
+            return False
+        try:
+            meta = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP}).list_topics(timeout=2)
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+        return bool(meta.brokers)
+
+    def after_ready(self) -> None:
+        ensure_topics()
+
+    def addresses(self) -> dict[str, str]:
+        return {"bootstrap": settings.KAFKA_BOOTSTRAP}
+
+
+def ensure_topics() -> None:
+    """Create `mcp.events` (several partitions) and its dead-letter topic if missing."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    existing = admin.list_topics(timeout=10).topics
+    wanted = [NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
+              NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"})]
+    missing = [t for t in wanted if t.topic not in existing]
+    if not missing:
+        return
+    for topic, future in admin.create_topics(missing, operation_timeout=30).items():
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise ServiceError(f"kafka: creating topic {topic} failed: {exc}") from exc

@@ -1,0 +1,188 @@
+"""Start, probe and stop one local service process: the mechanics every service shares.
+
+A service is a plain foreground process that we detach into its own session, with its output in
+`<stack>/<name>/<name>.log` and its pid in `<stack>/<name>/<name>.pid`. `up` is idempotent: a
+service whose port already answers is reused, whoever started it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sentinel import settings
+
+
+class ServiceError(RuntimeError):
+    """A service could not be installed or started; the message names it and quotes its log."""
+
+
+def port_open(port: int, host: str = settings.HOST, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 16_384))
+        text = fh.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_checked(argv: Sequence[str], what: str, *, cwd: Path | None = None,
+                env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
+    """Run an install or preparation step, raising ServiceError with its output on failure."""
+    proc = subprocess.run(list(argv), cwd=cwd, env=dict(env) if env else None,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as fh:
+            fh.write(f"$ {' '.join(argv)}\n{proc.stdout}\n")
+    if proc.returncode != 0:
+        last = "\n".join(proc.stdout.splitlines()[-30:])
+        raise ServiceError(f"{what} failed (exit {proc.returncode}): {' '.join(argv)}\n{last}")
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages; `apt-get update` first, since a fresh machine has no lists."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_checked(["apt-get", "update"], "apt-get update", env=env)
+    run_checked(["apt-get", "install", "-y", "--no-install-recommends", *packages],
+                f"apt-get install {' '.join(packages)}", env=env)
+
+
+class Service(ABC):
+    """One real service on loopback. Subclasses say how to install, configure and run it."""
+
+    name: str
+    #: the port whose answer means "up"; others are reported as addresses
+    port: int
+    #: seconds to wait for `ready()` after starting
+    start_timeout: float = 90.0
+
+    @property
+    def home(self) -> Path:
+        return settings.STACK_DIR / self.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / f"{self.name}.pid"
+
+    @abstractmethod
+    def installed(self) -> bool: ...
+
+    @abstractmethod
+    def install(self) -> None: ...
+
+    def prepare(self) -> None:
+        """Write configuration and initialise data folders; runs before every start."""
+
+    @abstractmethod
+    def argv(self) -> list[str]: ...
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def ready(self) -> bool:
+        """True once the service answers its protocol, not just its port."""
+        return port_open(self.port)
+
+    def after_ready(self) -> None:
+        """Idempotent set-up that needs the running service (topics, vhosts)."""
+
+    @abstractmethod
+    def addresses(self) -> dict[str, str]: ...
+
+    # -- mechanics -------------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            # Reap it if it is our own exited child, so a zombie does not read as alive.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return None
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def up(self) -> str:
+        """Make the service answer; returns 'reused' or 'started'. Raises ServiceError."""
+        if self.ready():
+            self.after_ready()
+            return "reused"
+        if not self.installed():
+            self.install()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(self.argv(), cwd=self.home, env=self.env(), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid_path.write_text(str(proc.pid))
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServiceError(f"{self.name} exited with {proc.returncode} while starting; "
+                                   f"last lines of {self.log_path}:\n{tail(self.log_path)}")
+            if self.ready():
+                self.after_ready()
+                return "started"
+            time.sleep(0.25)
+        raise ServiceError(f"{self.name} did not answer on port {self.port} within "
+                           f"{self.start_timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}")
+
+    def down(self, timeout: float = 30.0) -> bool:
+        """Stop the process we started (its whole process group). Returns whether one ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                break
+            time.sleep(0.2)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pid_path.unlink(missing_ok=True)
+        return True
+
+    def status(self) -> str:
+        if self.ready():
+            return "up (ours)" if self.pid() else "up (external)"
+        return "down"
+
+
+def which(binary: str) -> str | None:
+    return shutil.which(binary)
