@@ -1,6 +1,6 @@
 """The `sentinel` command line: the local stack, the pipeline processes, and following an event.
 
-    sentinel stack up|down|status [SERVICE ...]   real services on loopback
+sentinel stack up|down|status [SERVICE ...]   real services on loopback
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentinel", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sentinel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_stack = sub.add_parser("stack", help="install, start, stop the real services on loopback")

@@ -90,5 +90,7 @@ class ClickHouse(Service):
         return True
 
     def addresses(self) -> dict[str, str]:
-        return {"native": f"{settings.HOST}:{settings.CLICKHOUSE_PORT}",
-                "http": f"http://{settings.HOST}:{settings.CLICKHOUSE_HTTP_PORT}"}
+        return {
+            "native": f"{settings.HOST}:{settings.CLICKHOUSE_PORT}",
+            "http": f"http://{settings.HOST}:{settings.CLICKHOUSE_HTTP_PORT}",
+        }

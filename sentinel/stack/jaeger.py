@@ -33,8 +33,7 @@ class Jaeger(Service):
         build.mkdir(parents=True, exist_ok=True)
         (build / "go.mod").write_text("module sentinel/jaeger-build\n\ngo 1.25\n")
         env = {**os.environ, "GOBIN": str(self.binary.parent), "GOFLAGS": "-mod=mod"}
-        run_checked(["go", "get", "-tool", JAEGER_MODULE], "jaeger: go get", cwd=build, env=env,
-                    log=self.log_path)
+        run_checked(["go", "get", "-tool", JAEGER_MODULE], "jaeger: go get", cwd=build, env=env, log=self.log_path)
         run_checked(["go", "install", "tool"], "jaeger: go install", cwd=build, env=env, log=self.log_path)
 
     def prepare(self) -> None:
@@ -101,6 +100,8 @@ exporters:
             return False
 
     def addresses(self) -> dict[str, str]:
-        return {"otlp-grpc": f"{settings.HOST}:{settings.JAEGER_OTLP_GRPC_PORT}",
-                "otlp-http": f"http://{settings.HOST}:{settings.JAEGER_OTLP_HTTP_PORT}",
-                "ui": settings.JAEGER_QUERY_URL}
+        return {
+            "otlp-grpc": f"{settings.HOST}:{settings.JAEGER_OTLP_GRPC_PORT}",
+            "otlp-http": f"http://{settings.HOST}:{settings.JAEGER_OTLP_HTTP_PORT}",
+            "ui": settings.JAEGER_QUERY_URL,
+        }

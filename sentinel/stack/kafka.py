@@ -28,14 +28,33 @@ class Kafka(Service):
         return any(self.libs.glob("kafka_2.13-*.jar"))
 
     def install(self) -> None:
-        run_checked(["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-                     f"-DoutputDirectory={self.libs}", "-DincludeScope=runtime"],
-                    "kafka: resolving jars from Maven Central", log=self.log_path)
+        run_checked(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs}",
+                "-DincludeScope=runtime",
+            ],
+            "kafka: resolving jars from Maven Central",
+            log=self.log_path,
+        )
 
     def _java(self, main: str, *args: str) -> list[str]:
-        return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
-                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-                "-cp", f"{self.libs}/*", main, *args]
+        return [
+            "java",
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
+        ]
 
     def prepare(self) -> None:
         data = self.home / "data"
@@ -77,9 +96,13 @@ logger.apache.level = warn
 """)
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            run_checked(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                   "-c", str(self.home / "server.properties")),
-                        "kafka: formatting KRaft storage", log=self.log_path)
+            run_checked(
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.home / "server.properties")
+                ),
+                "kafka: formatting KRaft storage",
+                log=self.log_path,
+            )
 
     def argv(self) -> list[str]:
         return self._java("kafka.Kafka", str(self.home / "server.properties"))
@@ -108,14 +131,16 @@ def ensure_topics() -> None:
 
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     existing = admin.list_topics(timeout=10).topics
-    wanted = [NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
-              NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"})]
+    wanted = [
+        NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
+        NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"}),
+    ]
     missing = [t for t in wanted if t.topic not in existing]
     if not missing:
         return
     for topic, future in admin.create_topics(missing, operation_timeout=30).items():
         try:
             future.result()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"kafka: creating topic {topic} failed: {exc}") from exc

@@ -22,9 +22,23 @@ class Redis(Service):
 
     def argv(self) -> list[str]:
         # Append-only file so a restart keeps acknowledgements that were already written.
-        return [which("redis-server") or "redis-server", "--bind", settings.HOST,
-                "--port", str(settings.REDIS_PORT), "--dir", str(self.home),
-                "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"]
+        return [
+            which("redis-server") or "redis-server",
+            "--bind",
+            settings.HOST,
+            "--port",
+            str(settings.REDIS_PORT),
+            "--dir",
+            str(self.home),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
 
     def ready(self) -> bool:
         if not super().ready():

@@ -7,6 +7,7 @@ service whose port already answers is reused, whoever started it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,11 +43,18 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def run_checked(argv: Sequence[str], what: str, *, cwd: Path | None = None,
-                env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
+def run_checked(
+    argv: Sequence[str],
+    what: str,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> None:
     """Run an install or preparation step, raising ServiceError with its output on failure."""
-    proc = subprocess.run(list(argv), cwd=cwd, env=dict(env) if env else None,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        list(argv), cwd=cwd, env=dict(env) if env else None, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as fh:
@@ -60,8 +68,11 @@ def apt_install(*packages: str) -> None:
     """Install Debian packages; `apt-get update` first, since a fresh machine has no lists."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run_checked(["apt-get", "update"], "apt-get update", env=env)
-    run_checked(["apt-get", "install", "-y", "--no-install-recommends", *packages],
-                f"apt-get install {' '.join(packages)}", env=env)
+    run_checked(
+        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+        f"apt-get install {' '.join(packages)}",
+        env=env,
+    )
 
 
 class Service(ABC):
@@ -141,20 +152,31 @@ class Service(ABC):
         with self.log_path.open("ab") as log:
             log.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode())
             log.flush()
-            proc = subprocess.Popen(self.argv(), cwd=self.home, env=self.env(), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv(),
+                cwd=self.home,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid_path.write_text(str(proc.pid))
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ServiceError(f"{self.name} exited with {proc.returncode} while starting; "
-                                   f"last lines of {self.log_path}:\n{tail(self.log_path)}")
+                raise ServiceError(
+                    f"{self.name} exited with {proc.returncode} while starting; "
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
             if self.ready():
                 self.after_ready()
                 return "started"
             time.sleep(0.25)
-        raise ServiceError(f"{self.name} did not answer on port {self.port} within "
-                           f"{self.start_timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}")
+        raise ServiceError(
+            f"{self.name} did not answer on port {self.port} within "
+            f"{self.start_timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"
+        )
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop the process we started (its whole process group). Returns whether one ran."""
@@ -171,10 +193,8 @@ class Service(ABC):
                 break
             time.sleep(0.2)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.pid_path.unlink(missing_ok=True)
         return True
 

@@ -1,0 +1,1 @@
+"""Periodic tasks that beat schedules."""

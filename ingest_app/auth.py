@@ -1,0 +1,23 @@
+"""Optional bearer tokens for POST /events, compared in constant time. Tokens are never logged."""
+
+from __future__ import annotations
+
+import hmac
+
+
+def parse_tokens(raw: str) -> tuple[bytes, ...]:
+    return tuple(t.strip().encode() for t in raw.split(",") if t.strip())
+
+
+def authorized(header: str | None, tokens: tuple[bytes, ...]) -> bool:
+    """True when no tokens are configured, or the Authorization header bears one of them."""
+    if not tokens:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    offered = header[len("Bearer ") :].strip().encode()
+    # Compare against every token so timing does not reveal which one (or whether any) matched.
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(offered, token)
+    return matched

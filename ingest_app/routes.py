@@ -1,0 +1,126 @@
+"""HTTP routes: POST /events and the operator endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ingest_app.auth import authorized
+from ingest_app.body import BodyError, parse_events
+from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
+from sentinel import events, metrics, propagation, semconv
+from sentinel.telemetry import tracer
+
+bp = Blueprint("ingest", __name__)
+
+
+def _json(payload: Any, status: int, **headers: str) -> Response:
+    return Response(orjson.dumps(payload), status=status, mimetype="application/json", headers=headers)
+
+
+def _refuse(status: int, reason: str, rejected: int, **detail: Any) -> Response:
+    metrics.INGEST_REQUESTS.labels(str(status)).inc()
+    metrics.INGEST_EVENTS_REJECTED.labels(reason).inc(max(rejected, 1))
+    return _json({"error": reason, **detail}, status)
+
+
+@bp.post("/events")
+def post_events() -> Response:
+    config = current_app.config
+    if not authorized(request.headers.get("Authorization"), config["SENTINEL_TOKENS"]):
+        metrics.INGEST_REQUESTS.labels("401").inc()
+        return _json(
+            {"error": "unauthorized", "detail": "a valid bearer token is required"},
+            401,
+            **{"WWW-Authenticate": 'Bearer realm="sentinel"'},
+        )
+    try:
+        candidates = parse_events(request.get_data(cache=False), request.content_type)
+    except BodyError as exc:
+        return _refuse(400, "invalid_json", 1, detail=str(exc))
+    if len(candidates) > config["SENTINEL_MAX_EVENTS"]:
+        return _refuse(
+            413,
+            "too_many_events",
+            len(candidates),
+            detail=f"{len(candidates)} events; at most {config['SENTINEL_MAX_EVENTS']} per request",
+        )
+    if not candidates:
+        return _refuse(400, "no_events", 1, detail="the array holds no events")
+
+    max_bytes = config["SENTINEL_MAX_EVENT_BYTES"]
+    prepared: list[tuple[str, bytes | None, bytes]] = []
+    for index, event in enumerate(candidates):
+        problem = events.validate(event)
+        if problem is not None:
+            return _refuse(400, "invalid_event", len(candidates), index=index, **problem.as_dict())
+        event_id = event.get("event_id") or str(uuid.uuid4())
+        event["event_id"] = event_id
+        value = orjson.dumps(event)
+        if len(value) > max_bytes:
+            return _refuse(
+                413,
+                "event_too_large",
+                len(candidates),
+                index=index,
+                detail=f"event is {len(value)} bytes; at most {max_bytes}",
+            )
+        session = event.get("session_id")
+        prepared.append((event_id, session.encode() if session else None, value))
+
+    publisher: KafkaPublisher = current_app.extensions["sentinel.publisher"]
+    # One PRODUCER span for the request's batch; every message carries its context, so each
+    # event's consume span in the bridge becomes its child.
+    with tracer().start_as_current_span(
+        semconv.SPAN_PUBLISH,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
+            semconv.MESSAGING_OPERATION_NAME: "send",
+            semconv.MESSAGING_OPERATION_TYPE: "send",
+            semconv.MESSAGING_DESTINATION_NAME: publisher.topic,
+            semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(prepared),
+        },
+    ) as span:
+        if len(prepared) == 1:
+            span.set_attribute(semconv.MESSAGING_MESSAGE_ID, prepared[0][0])
+        trace_headers: list[tuple[str, bytes]] = []
+        propagation.inject(trace_headers)
+        messages = [
+            OutgoingMessage(key, value, [*trace_headers, (semconv.HEADER_EVENT_ID, event_id.encode())])
+            for event_id, key, value in prepared
+        ]
+        try:
+            publisher.publish(messages)
+        except PublishUnavailable as exc:
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            metrics.INGEST_PRODUCE_ERRORS.inc()
+            response = _refuse(503, "kafka_unavailable", len(prepared), detail=str(exc))
+            response.headers["Retry-After"] = str(config["SENTINEL_RETRY_AFTER_S"])
+            return response
+    metrics.INGEST_REQUESTS.labels("202").inc()
+    metrics.INGEST_EVENTS_ACCEPTED.inc(len(prepared))
+    return _json({"accepted": len(prepared), "event_ids": [p[0] for p in prepared]}, 202)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return _json({"status": "ok"}, 200)
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    publisher: KafkaPublisher = current_app.extensions["sentinel.publisher"]
+    if publisher.ready():
+        return _json({"status": "ready", "kafka": "reachable"}, 200)
+    return _json({"status": "not ready", "kafka": "unreachable"}, 503)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    payload, content_type = metrics.render()
+    return Response(payload, status=200, content_type=content_type)

@@ -1,0 +1,95 @@
+"""The audit event: what a valid one looks like, checked the same way at ingest and in the bridge.
+
+An event is a JSON object. `type` is required; the optional fields below are checked when present;
+any other field is kept as is in the stored payload. Validation returns the first problem as a
+`FieldError` (field and reason) so a client is told exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+MAX_TYPE_LENGTH = 256
+MAX_ID_LENGTH = 1024
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_OPTIONAL_STRINGS = ("session_id", "server", "method", "tool", "status")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+def parse_event_id(value: Any) -> uuid.UUID | None:
+    """The event id as a UUID, or None when it is not a UUID string."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def validate(event: Any) -> FieldError | None:
+    """First problem with `event`, or None when it is a valid audit event."""
+    if not isinstance(event, dict):
+        return FieldError("$", f"an event must be a JSON object, not {_json_type(event)}")
+    kind = event.get("type")
+    if kind is None:
+        return FieldError("type", "required")
+    if not isinstance(kind, str) or not kind.strip():
+        return FieldError("type", "must be a non-empty string")
+    if len(kind) > MAX_TYPE_LENGTH:
+        return FieldError("type", f"longer than {MAX_TYPE_LENGTH} characters")
+    if "event_id" in event and parse_event_id(event["event_id"]) is None:
+        return FieldError("event_id", "must be a UUID string")
+    if "timestamp" in event:
+        problem = _check_timestamp(event["timestamp"])
+        if problem:
+            return FieldError("timestamp", problem)
+    for name in _OPTIONAL_STRINGS:
+        value = event.get(name)
+        if value is not None and not isinstance(value, str):
+            return FieldError(name, "must be a string")
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            return FieldError(name, f"longer than {MAX_ID_LENGTH} characters")
+    duration = event.get("duration_ms")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0):
+        return FieldError("duration_ms", "must be a non-negative number")
+    attributes = event.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        return FieldError("attributes", "must be a JSON object")
+    return None
+
+
+def _check_timestamp(value: Any) -> str | None:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return "must be an RFC 3339 date-time string"
+    try:
+        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return "must be a real RFC 3339 date-time"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__

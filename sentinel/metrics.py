@@ -1,0 +1,73 @@
+"""Every Prometheus metric Sentinel exports, in one place, and the `/metrics` payload.
+
+Under gunicorn and Celery prefork each process counts for itself; with `PROMETHEUS_MULTIPROC_DIR`
+set, prometheus_client writes the values to files there and `render()` merges them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+# -- ingest --------------------------------------------------------------------------------------
+INGEST_REQUESTS = Counter("sentinel_ingest_requests", "POST /events requests by HTTP status", ["status"])
+INGEST_EVENTS_ACCEPTED = Counter("sentinel_ingest_events_accepted", "Events acknowledged by Kafka")
+INGEST_EVENTS_REJECTED = Counter("sentinel_ingest_events_rejected", "Events refused, by reason", ["reason"])
+INGEST_PRODUCE_ERRORS = Counter("sentinel_ingest_produce_errors", "Kafka produce failures at ingest")
+
+# -- bridge --------------------------------------------------------------------------------------
+BRIDGE_CONSUMED = Counter("sentinel_bridge_messages_consumed", "Messages read from Kafka", ["partition"])
+BRIDGE_DEAD_LETTERS = Counter("sentinel_bridge_dead_letters", "Messages sent to the DLQ", ["reason"])
+BRIDGE_MALFORMED_TRACE_HEADERS = Counter(
+    "sentinel_bridge_malformed_trace_headers", "Messages whose traceparent could not be parsed"
+)
+BRIDGE_CHUNKS_DISPATCHED = Counter("sentinel_bridge_chunks_dispatched", "Chunks sent to Celery")
+BRIDGE_CHUNKS_RESENT = Counter("sentinel_bridge_chunks_resent", "Chunks sent again after no ack")
+BRIDGE_INFLIGHT_CHUNKS = Gauge(
+    "sentinel_bridge_inflight_chunks", "Chunks sent and not yet acked", multiprocess_mode="livesum"
+)
+BRIDGE_COMMITTED_OFFSET = Gauge(
+    "sentinel_bridge_committed_offset", "Last committed offset", ["partition"], multiprocess_mode="max"
+)
+BRIDGE_PAUSED = Gauge(
+    "sentinel_bridge_paused", "1 while partitions are paused for backpressure", multiprocess_mode="livemax"
+)
+CONSUMER_LAG = Gauge(
+    "sentinel_consumer_lag", "Messages behind the log end, per partition", ["partition"], multiprocess_mode="max"
+)
+
+# -- worker --------------------------------------------------------------------------------------
+WORKER_ROWS_INSERTED = Counter("sentinel_worker_rows_inserted", "Rows written to ClickHouse")
+WORKER_INSERT_SECONDS = Histogram(
+    "sentinel_worker_insert_seconds",
+    "ClickHouse insert duration",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WORKER_INSERT_RETRIES = Counter("sentinel_worker_insert_retries", "Insert attempts retried")
+WORKER_CHUNKS_DEAD_LETTERED = Counter(
+    "sentinel_worker_chunks_dead_lettered", "Chunks that failed for good and went to the DLQ"
+)
+
+# -- canary (beat) -------------------------------------------------------------------------------
+CANARY_SECONDS = Gauge(
+    "sentinel_canary_seconds", "End-to-end seconds of the last canary", multiprocess_mode="mostrecent"
+)
+CANARY_SUCCESS = Gauge("sentinel_canary_success", "1 if the last canary arrived", multiprocess_mode="mostrecent")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition payload and its content type, merged across processes when needed."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

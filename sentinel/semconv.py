@@ -1,0 +1,69 @@
+"""Span names, span attribute keys and Kafka header keys: the one place each name is spelled.
+
+The messaging attributes follow the OTel messaging conventions v1.44, still marked Development,
+so they are kept here rather than imported from `opentelemetry.semconv._incubating`, whose names
+move between releases. Operators search for the span names; they stay.
+"""
+
+from __future__ import annotations
+
+from sentinel import settings
+
+# -- span names ----------------------------------------------------------------------------------
+SPAN_INGEST = "POST /events"  # made by the Flask instrumentation from method and route
+SPAN_PUBLISH = f"send {settings.EVENTS_TOPIC}"
+SPAN_CONSUME = "kafka.consume"
+SPAN_INSERT = "clickhouse.insert_batch"
+SPAN_DEAD_LETTER = f"send {settings.DLQ_TOPIC}"
+
+# -- service names -------------------------------------------------------------------------------
+SERVICE_INGEST = "sentinel-ingest"
+SERVICE_BRIDGE = "sentinel-bridge"
+SERVICE_WORKER = "sentinel-worker"
+SERVICE_BEAT = "sentinel-beat"
+SERVICE_CLI = "sentinel-cli"
+
+# -- messaging attributes (v1.44) ----------------------------------------------------------------
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_OPERATION_NAME = "messaging.operation.name"
+MESSAGING_OPERATION_TYPE = "messaging.operation.type"
+MESSAGING_DESTINATION_NAME = "messaging.destination.name"
+MESSAGING_DESTINATION_PARTITION_ID = "messaging.destination.partition.id"
+MESSAGING_KAFKA_OFFSET = "messaging.kafka.offset"
+MESSAGING_KAFKA_MESSAGE_KEY = "messaging.kafka.message.key"
+MESSAGING_CONSUMER_GROUP_NAME = "messaging.consumer.group.name"
+MESSAGING_MESSAGE_ID = "messaging.message.id"
+MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
+
+MESSAGING_SYSTEM_KAFKA = "kafka"
+
+# -- batch boundaries (ours: the conventions have no first/last offset) ---------------------------
+KAFKA_FIRST_OFFSET = "messaging.kafka.first_offset"
+KAFKA_LAST_OFFSET = "messaging.kafka.last_offset"
+
+# -- database attributes -------------------------------------------------------------------------
+DB_SYSTEM_NAME = "db.system.name"
+DB_NAMESPACE = "db.namespace"
+DB_COLLECTION_NAME = "db.collection.name"
+DB_OPERATION_NAME = "db.operation.name"
+DB_OPERATION_BATCH_SIZE = "db.operation.batch.size"
+DB_SYSTEM_CLICKHOUSE = "clickhouse"
+
+# -- Sentinel's own attributes -------------------------------------------------------------------
+EVENT_ID = "sentinel.event.id"
+EVENT_COUNT = "sentinel.event.count"
+DEAD_LETTER_REASON = "sentinel.dead_letter.reason"
+CHUNK_ATTEMPT = "sentinel.chunk.attempt"
+
+# -- Kafka header keys ---------------------------------------------------------------------------
+HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
+HEADER_BAGGAGE = "baggage"
+HEADER_EVENT_ID = "event_id"
+# Dead-letter records carry the original headers plus these.
+HEADER_DLQ_REASON = "dlq.reason"
+HEADER_DLQ_STAGE = "dlq.stage"
+HEADER_DLQ_SOURCE_TOPIC = "dlq.source.topic"
+HEADER_DLQ_SOURCE_PARTITION = "dlq.source.partition"
+HEADER_DLQ_SOURCE_OFFSET = "dlq.source.offset"
+HEADER_DLQ_FAILED_AT = "dlq.failed_at"

@@ -1,0 +1,1 @@
+"""Workers: the Kafka->Celery bridge (workers.bridge), the Celery app and its insert task, ClickHouse."""

@@ -1,0 +1,67 @@
+"""`python -m workers.bridge`: run the Kafka -> Celery bridge until SIGTERM or SIGINT.
+
+Logging and tracing first, then the migration, then the loop; a signal asks the loop to stop, and
+the bridge settles in-flight chunks and commits before it exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+from sentinel import semconv, settings
+from sentinel.logs import setup_logging
+from sentinel.telemetry import setup_tracing
+from workers.acks import AckChannel, new_ack_key
+from workers.bridge.chunker import Chunker
+from workers.bridge.consumer import Bridge, BridgeConfig
+from workers.bridge.dispatcher import Dispatcher
+from workers.chunk import Chunk
+from workers.deadletter import DeadLetterProducer
+
+
+def build_bridge(config: BridgeConfig | None = None) -> Bridge:
+    from workers.clickhouse.client import get_client
+    from workers.clickhouse.schema import migrate
+    from workers.tasks import insert_chunk_task
+
+    migrate(get_client())
+    config = config or BridgeConfig()
+    acks = AckChannel()
+    ack_key = new_ack_key()
+
+    def send(chunk: Chunk) -> None:
+        insert_chunk_task.apply_async(args=[chunk.to_wire()], retry=False)
+
+    dispatcher = Dispatcher(
+        send,
+        lambda: acks.receive(ack_key),
+        max_inflight=settings.MAX_INFLIGHT_CHUNKS,
+        ack_timeout_s=settings.CHUNK_ACK_TIMEOUT_S,
+    )
+    chunker = Chunker(
+        config.topic, max_events=settings.CHUNK_MAX_EVENTS, max_wait_s=settings.CHUNK_MAX_WAIT_S, ack_to=ack_key
+    )
+    return Bridge(config, chunker, dispatcher, DeadLetterProducer())
+
+
+def main() -> int:
+    setup_logging(semconv.SERVICE_BRIDGE)
+    setup_tracing(semconv.SERVICE_BRIDGE)
+    CeleryInstrumentor().instrument()  # publish spans and context in the task headers
+    bridge = build_bridge()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    bridge.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The bridge's consume loop: Kafka `mcp.events` -> per-message span -> chunks -> Celery -> commit.
+
+Shaped like an arroyo pipeline (decode, chunk, dispatch, commit as separate steps; pause instead
+of buffering; commit only from settled work), but as one loop over confluent-kafka: arroyo batches
+across partitions and commits in submission order, while we need per-partition chunks whose acks
+arrive out of order from Celery. See workers/bridge/__init__.py for the steps.
+
+Guarantee: an offset is committed only when every message below it is in ClickHouse (chunk acked
+by a worker) or in the dead-letter topic (acked by Kafka).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from sentinel import metrics, propagation, semconv, settings
+from sentinel.telemetry import tracer
+from workers.bridge.chunker import Chunker
+from workers.bridge.decode import InvalidMessage, decode
+from workers.bridge.dispatcher import Dispatcher
+from workers.bridge.watermark import Watermarks
+from workers.chunk import ChunkEvent
+from workers.deadletter import DeadLetter, DeadLetterProducer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    topic: str = settings.EVENTS_TOPIC
+    group: str = settings.BRIDGE_GROUP
+    bootstrap: str = settings.KAFKA_BOOTSTRAP
+    poll_batch: int = 1000
+    poll_timeout_s: float = 0.05
+    commit_interval_s: float = settings.COMMIT_INTERVAL_S
+    revoke_settle_s: float = 5.0
+    shutdown_grace_s: float = 20.0
+
+
+def consumer_config(config: BridgeConfig) -> dict[str, object]:
+    return {
+        "bootstrap.servers": config.bootstrap,
+        "group.id": config.group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "queued.max.messages.kbytes": 64 * 1024,
+        "fetch.wait.max.ms": 50,
+    }
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: BridgeConfig,
+        chunker: Chunker,
+        dispatcher: Dispatcher,
+        dead_letters: DeadLetterProducer,
+        consumer: Consumer | None = None,
+    ) -> None:
+        self.config = config
+        self.chunker = chunker
+        self.dispatcher = dispatcher
+        self.dead_letters = dead_letters
+        self.consumer = consumer or Consumer(consumer_config(config))
+        self.watermarks = Watermarks()
+        self._assigned: set[int] = set()
+        self._paused = False
+        self._committed: dict[int, int] = {}
+        self._next_commit = 0.0
+        self._running = True
+        self._retry_letters: list[DeadLetter] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler)."""
+        self._running = False
+
+    def run(self) -> None:
+        """Consume until stop(); then settle what is in flight, commit, and close."""
+        self.consumer.subscribe(
+            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info("bridge consuming %s as group %s", self.config.topic, self.config.group)
+        try:
+            while self._running:
+                self.step()
+            self._shutdown()
+        finally:
+            self.consumer.close()
+
+    def step(self) -> None:
+        """One iteration: read, handle, dispatch, collect acks, backpressure, commit."""
+        messages = self.consumer.consume(self.config.poll_batch, self.config.poll_timeout_s)
+        now = time.monotonic()
+        for message in messages:
+            self._handle(message, now)
+        for chunk in self.chunker.due(now):
+            self.dispatcher.submit(chunk)
+        self._settle(now)
+        self._apply_backpressure()
+        if now >= self._next_commit:
+            self._commit(asynchronous=True)
+            self._next_commit = now + self.config.commit_interval_s
+
+    # -- per message -------------------------------------------------------------------------
+
+    def _handle(self, message: Message, now: float) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+            return
+        partition, offset = message.partition(), message.offset()
+        if partition not in self._assigned:
+            return  # revoked between poll and here
+        headers = message.headers()
+        metrics.BRIDGE_CONSUMED.labels(str(partition)).inc()
+        self.watermarks[partition].consumed(offset)
+        context, malformed = propagation.extract(headers)
+        if malformed:
+            metrics.BRIDGE_MALFORMED_TRACE_HEADERS.inc()
+        span = tracer().start_span(
+            semconv.SPAN_CONSUME,
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
+                semconv.MESSAGING_OPERATION_NAME: "poll",
+                semconv.MESSAGING_OPERATION_TYPE: "receive",
+                semconv.MESSAGING_DESTINATION_NAME: message.topic(),
+                semconv.MESSAGING_DESTINATION_PARTITION_ID: str(partition),
+                semconv.MESSAGING_KAFKA_OFFSET: offset,
+                semconv.MESSAGING_CONSUMER_GROUP_NAME: self.config.group,
+            },
+        )
+        try:
+            header_id = propagation.getter.get(headers, semconv.HEADER_EVENT_ID)
+            event = decode(
+                message.value(),
+                header_id[0] if header_id else None,
+                topic=message.topic(),
+                partition=partition,
+                offset=offset,
+            )
+        except InvalidMessage as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.reason))
+            span.set_attribute(semconv.DEAD_LETTER_REASON, exc.reason)
+            span.end()
+            self._dead_letter(message, exc.reason)
+            return
+        span.set_attribute(semconv.MESSAGING_MESSAGE_ID, event.event_id)
+        span.end()
+        tracestate = propagation.getter.get(headers, semconv.HEADER_TRACESTATE)
+        _, timestamp_ms = message.timestamp()
+        chunk_event = ChunkEvent(
+            offset,
+            event.event_id,
+            propagation.traceparent_of(span.get_span_context()),
+            tracestate[0] if tracestate else "",
+            event.event_type,
+            timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+            event.payload,
+        )
+        if not self.chunker.is_open(partition):
+            self.watermarks[partition].open(offset)
+        closed = self.chunker.add(partition, chunk_event, now)
+        if closed is not None:
+            self.dispatcher.submit(closed)
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        partition, offset = message.partition(), message.offset()
+        self.watermarks[partition].open(offset)
+        metrics.BRIDGE_DEAD_LETTERS.labels(reason.split(":", 1)[0]).inc()
+        letter = DeadLetter(
+            value=message.value(),
+            key=message.key(),
+            headers=list(message.headers() or ()),
+            reason=reason,
+            stage="bridge",
+            source_topic=message.topic(),
+            source_partition=partition,
+            source_offset=offset,
+        )
+        log.warning("dead-lettering %s[%d]@%d: %s", message.topic(), partition, offset, reason)
+        self._send_letter(letter)
+
+    def _send_letter(self, letter: DeadLetter) -> None:
+        def on_done(err: KafkaError | None) -> None:
+            if err is None:
+                self.watermarks.settle(letter.source_partition, letter.source_offset)
+            else:
+                log.error("dead letter for offset %d not written, will retry: %s", letter.source_offset, err)
+                self._retry_letters.append(letter)
+
+        self.dead_letters.send(letter, on_done)
+
+    # -- acks, backpressure, commits ---------------------------------------------------------
+
+    def _settle(self, now: float) -> None:
+        self.dispatcher.pump(now)
+        for chunk in self.dispatcher.collect(now):
+            self.watermarks.settle(chunk.partition, chunk.first_offset)
+        self.dead_letters.poll(0)
+        retry, self._retry_letters = self._retry_letters, []
+        for letter in retry:
+            if letter.source_partition in self._assigned:
+                self._send_letter(letter)
+
+    def _apply_backpressure(self) -> None:
+        saturated = self.dispatcher.saturated
+        if saturated and not self._paused and self._assigned:
+            self.consumer.pause(self._partitions(self._assigned))
+            self._paused = True
+            metrics.BRIDGE_PAUSED.set(1)
+        elif not saturated and self._paused:
+            self.consumer.resume(self._partitions(self._assigned))
+            self._paused = False
+            metrics.BRIDGE_PAUSED.set(0)
+
+    def _commit(self, *, asynchronous: bool, only: set[int] | None = None) -> None:
+        offsets = [
+            TopicPartition(self.config.topic, partition, offset)
+            for partition, offset in self.watermarks.committable().items()
+            if (only is None or partition in only)
+            and partition in self._assigned
+            and self._committed.get(partition) != offset
+        ]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except Exception as exc:  # noqa: BLE001 - a failed commit is retried at the next interval
+            log.warning("commit failed: %s", exc)
+            return
+        for tp in offsets:
+            self._committed[tp.partition] = tp.offset
+            metrics.BRIDGE_COMMITTED_OFFSET.labels(str(tp.partition)).set(tp.offset)
+
+    def _partitions(self, partitions: set[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.config.topic, p) for p in sorted(partitions)]
+
+    # -- rebalance ---------------------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._assigned.add(tp.partition)
+            self.watermarks.forget(tp.partition)
+            self._committed.pop(tp.partition, None)
+        self._paused = False
+        log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        log.info("revoking partitions %s", sorted(revoked))
+        # Settle what can be settled quickly, commit that, and give up the rest: the new owner
+        # reads from our last commit and ClickHouse deduplicates anything inserted twice.
+        self.chunker.drop(revoked)
+        deadline = time.monotonic() + self.config.revoke_settle_s
+        while self.dispatcher.inflight_for(revoked) and time.monotonic() < deadline:
+            self._settle(time.monotonic())
+            time.sleep(0.05)
+        self.dead_letters.flush(min(5.0, max(0.0, deadline - time.monotonic())))
+        self._settle(time.monotonic())
+        self._commit(asynchronous=False, only=revoked)
+        self._forget(revoked)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {tp.partition for tp in partitions}
+        log.warning("partitions lost %s; nothing committed for them", sorted(lost))
+        self.chunker.drop(lost)
+        self._forget(lost)
+
+    def _forget(self, partitions: set[int]) -> None:
+        self.dispatcher.forget(partitions)
+        for partition in partitions:
+            self.watermarks.forget(partition)
+            self._committed.pop(partition, None)
+        self._assigned -= partitions
+
+    def _shutdown(self) -> None:
+        """Send open chunks, wait a while for their acks, commit what settled."""
+        for chunk in self.chunker.close_all():
+            self.dispatcher.submit(chunk)
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        while (self.dispatcher.inflight or self.dispatcher.pending) and time.monotonic() < deadline:
+            self._settle(time.monotonic())
+            time.sleep(0.05)
+        self.dead_letters.flush(5.0)
+        self._settle(time.monotonic())
+        self._commit(asynchronous=False)
+        log.info("bridge stopped; %d chunk(s) left unacknowledged", len(self.dispatcher.inflight))

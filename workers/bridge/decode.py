@@ -1,0 +1,59 @@
+"""Decide whether a Kafka message is a valid audit event, before it is chunked.
+
+An invalid message raises InvalidMessage with a reason a human can act on; the bridge dead-letters
+it and moves on. The payload is kept as the exact text that was in Kafka (no re-serialisation),
+unless an event_id had to be added.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from sentinel import events
+
+# Stable ids for events that arrive without one: the same message always gets the same id,
+# so a redelivery still deduplicates.
+_ID_NAMESPACE = uuid.UUID("6f1c1d2e-8a4b-4c55-9a57-5e4e7d3b2a10")
+
+
+class InvalidMessage(ValueError):
+    """The message can never be processed; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    event_id: str
+    event_type: str
+    payload: str
+
+
+def decode(
+    value: bytes | None, header_event_id: str | None, *, topic: str, partition: int, offset: int
+) -> DecodedEvent:
+    if value is None:
+        raise InvalidMessage("empty message: no value")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"value is not UTF-8: {exc}") from None
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"value is not JSON: {exc}") from None
+    problem = events.validate(event)
+    if problem is not None:
+        raise InvalidMessage(f"invalid event: {problem.field}: {problem.reason}")
+    event_id = event.get("event_id")
+    if event_id is None:
+        header_id = events.parse_event_id(header_event_id) if header_event_id else None
+        event_id = str(header_id or uuid.uuid5(_ID_NAMESPACE, f"{topic}-{partition}-{offset}"))
+        event["event_id"] = event_id
+        text = orjson.dumps(event).decode()
+    return DecodedEvent(event_id=event_id, event_type=event["type"], payload=text)

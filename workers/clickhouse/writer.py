@@ -1,0 +1,154 @@
+"""Write one chunk into `sentinel.mcp_events` under a `clickhouse.insert_batch` span.
+
+The span is linked to every event's `kafka.consume` span (the OTel messaging convention for batch
+processing): a parent/child edge to one event would be misleading for the other 499. Each row
+stores its event's trace and span id and the insert span's ids, so a row leads to both traces.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from sentinel import metrics, semconv
+from sentinel.propagation import span_context_from_traceparent
+from sentinel.telemetry import span_limits, tracer
+from workers.chunk import Chunk, ChunkEvent
+from workers.clickhouse.client import server_version, supports_dedup_token
+from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE
+
+_INSERT_SQL = f"INSERT INTO {QUALIFIED_EVENTS_TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES"
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+# Server-side error codes worth retrying: the server is busy or restarting, not our data.
+_TRANSIENT_CODES = {
+    159,  # TIMEOUT_EXCEEDED
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY
+    252,  # TOO_MANY_PARTS
+    319,  # UNKNOWN_STATUS_OF_INSERT
+    425,  # SYSTEM_ERROR
+}
+
+
+class TransientInsertError(RuntimeError):
+    """ClickHouse could not take the rows now; retrying the same chunk later may succeed."""
+
+
+class PermanentInsertError(RuntimeError):
+    """ClickHouse refused the rows themselves; retrying will not help."""
+
+
+def classify(exc: BaseException) -> type[RuntimeError]:
+    if isinstance(exc, ch_errors.ServerException):
+        return TransientInsertError if exc.code in _TRANSIENT_CODES else PermanentInsertError
+    if isinstance(exc, ch_errors.Error | OSError | EOFError):
+        return TransientInsertError  # network, socket, connection reset: the server is away
+    return PermanentInsertError
+
+
+def event_links(chunk: Chunk) -> list[Link]:
+    links = []
+    for event in chunk.events:
+        context = span_context_from_traceparent(event.traceparent, event.tracestate)
+        if context is not None:
+            links.append(
+                Link(
+                    context,
+                    {semconv.MESSAGING_MESSAGE_ID: event.event_id, semconv.MESSAGING_KAFKA_OFFSET: event.offset},
+                )
+            )
+    return links
+
+
+def insert_chunk(client: Client, chunk: Chunk) -> int:
+    """Insert the chunk's rows; returns how many. Raises TransientInsertError or PermanentInsertError.
+
+    Safe to call again for the same chunk: rows are keyed by event_id, and on servers that support
+    it the chunk's token makes a repeated insert a no-op.
+    """
+    links = event_links(chunk)
+    # The SDK keeps at most max_links per span and drops the rest silently; carry any overflow
+    # on child spans so that every event stays linked.
+    limit = span_limits().max_links or len(links) or 1
+    attributes = {
+        semconv.DB_SYSTEM_NAME: semconv.DB_SYSTEM_CLICKHOUSE,
+        semconv.DB_NAMESPACE: QUALIFIED_EVENTS_TABLE.split(".")[0],
+        semconv.DB_COLLECTION_NAME: QUALIFIED_EVENTS_TABLE.split(".")[1],
+        semconv.DB_OPERATION_NAME: "INSERT",
+        semconv.DB_OPERATION_BATCH_SIZE: len(chunk.events),
+        semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
+        semconv.MESSAGING_OPERATION_NAME: "process",
+        semconv.MESSAGING_OPERATION_TYPE: "process",
+        semconv.MESSAGING_DESTINATION_NAME: chunk.topic,
+        semconv.MESSAGING_DESTINATION_PARTITION_ID: str(chunk.partition),
+        semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(chunk.events),
+        semconv.KAFKA_FIRST_OFFSET: chunk.first_offset,
+        semconv.KAFKA_LAST_OFFSET: chunk.last_offset,
+        semconv.CHUNK_ATTEMPT: chunk.attempt,
+    }
+    with tracer().start_as_current_span(
+        semconv.SPAN_INSERT,
+        kind=SpanKind.CLIENT,
+        links=links[:limit],
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        for start in range(limit, len(links), limit):
+            tracer().start_span(f"{semconv.SPAN_INSERT}.links", links=links[start : start + limit]).end()
+        context = span.get_span_context()
+        insert_trace = f"{context.trace_id:032x}" if context.is_valid else _ZERO_TRACE
+        insert_span = f"{context.span_id:016x}" if context.is_valid else _ZERO_SPAN
+        rows = [_row(chunk, event, insert_trace, insert_span) for event in chunk.events]
+        started = time.perf_counter()
+        try:
+            settings = {"insert_deduplication_token": chunk.token} if _dedup_supported(client) else {}
+            client.execute(_INSERT_SQL, rows, settings=settings)
+        except Exception as exc:
+            kind = classify(exc)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {exc}"))
+            raise kind(f"insert of {chunk.token} failed: {exc}") from exc
+        finally:
+            metrics.WORKER_INSERT_SECONDS.observe(time.perf_counter() - started)
+    metrics.WORKER_ROWS_INSERTED.inc(len(rows))
+    return len(rows)
+
+
+def _dedup_supported(client: Client) -> bool:
+    # Asked once per client: server_version() pings the server.
+    cached = getattr(client, "_sentinel_dedup_token", None)
+    if cached is None:
+        cached = supports_dedup_token(server_version(client))
+        client._sentinel_dedup_token = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _row(chunk: Chunk, event: ChunkEvent, insert_trace: str, insert_span: str) -> tuple:
+    if event.traceparent:
+        _, trace_id, span_id, _ = event.traceparent.split("-", 3)
+    else:
+        trace_id, span_id = _ZERO_TRACE, _ZERO_SPAN
+    return (
+        uuid.UUID(event.event_id),
+        trace_id,
+        span_id,
+        event.event_type,
+        datetime.fromtimestamp(event.received_at_ms / 1000, tz=UTC).replace(tzinfo=None),
+        chunk.topic,
+        chunk.partition,
+        event.offset,
+        insert_trace,
+        insert_span,
+        event.payload,
+    )
