@@ -38,7 +38,8 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(service: str, level: str | None = None) -> None:
     """Route the root logger to stderr as JSON lines; `SENTINEL_LOG_LEVEL` sets the level."""
-    handler = logging.StreamHandler(sys.stderr)
+    # The real stderr: Celery replaces sys.stderr in workers with a proxy that logs back into us.
+    handler = logging.StreamHandler(sys.__stderr__)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

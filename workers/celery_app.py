@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from beat.schedule import BEAT_SCHEDULE
 from sentinel import semconv, settings
@@ -39,18 +39,23 @@ app.conf.update(
 )
 
 
+@setup_logging.connect
+def _on_setup_logging(loglevel: Any = None, **_: Any) -> None:
+    # Connected, so Celery leaves logging to us: JSON lines with trace ids, like every process.
+    from sentinel.logs import setup_logging as setup_json_logging
+
+    setup_json_logging(semconv.SERVICE_WORKER, level=loglevel if isinstance(loglevel, str) else None)
+
+
 def _setup_process_telemetry() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
     from sentinel.logs import setup_logging
     from sentinel.telemetry import setup_tracing
-    from workers.clickhouse.client import get_client
-    from workers.clickhouse.schema import migrate
 
     setup_logging(semconv.SERVICE_WORKER)
     setup_tracing(semconv.SERVICE_WORKER)
     CeleryInstrumentor().instrument()
-    migrate(get_client())
 
 
 @worker_process_init.connect

@@ -24,11 +24,8 @@ from workers.deadletter import DeadLetterProducer
 
 
 def build_bridge(config: BridgeConfig | None = None) -> Bridge:
-    from workers.clickhouse.client import get_client
-    from workers.clickhouse.schema import migrate
     from workers.tasks import insert_chunk_task
 
-    migrate(get_client())
     config = config or BridgeConfig()
     acks = AckChannel()
     ack_key = new_ack_key()

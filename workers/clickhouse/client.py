@@ -29,11 +29,10 @@ def get_client() -> Client:
 
 
 def server_version(client: Client) -> tuple[int, int]:
-    """(major, minor) of the connected server; connects if needed."""
-    connection = client.connection
-    connection.force_connect()
-    info = connection.server_info
-    return int(info.version_major), int(info.version_minor)
+    """(major, minor) of the connected server."""
+    version = client.execute("SELECT version()")[0][0]
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
 
 
 def supports_dedup_token(version: tuple[int, int]) -> bool:

@@ -57,7 +57,18 @@ PARTITION BY toYYYYMM(received_at)
 ORDER BY event_id{settings_clause}"""
 
 
+_migrated: set[int] = set()
+
+
 def migrate(client: Client) -> None:
     """Create the database and tables if missing. Idempotent; safe from several processes at once."""
     client.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     client.execute(events_table_ddl(dedup_window=supports_dedup_token(server_version(client))))
+    _migrated.add(id(client))
+
+
+def ensure_schema(client: Client) -> None:
+    """Migrate once per client. Processes call this before their first write rather than only at
+    start, so a process that started while ClickHouse was away still creates the schema."""
+    if id(client) not in _migrated:
+        migrate(client)

@@ -20,7 +20,7 @@ from sentinel.propagation import span_context_from_traceparent
 from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import server_version, supports_dedup_token
-from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE
+from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, ensure_schema
 
 _INSERT_SQL = f"INSERT INTO {QUALIFIED_EVENTS_TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES"
 _ZERO_TRACE = "0" * 32
@@ -112,6 +112,7 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
         rows = [_row(chunk, event, insert_trace, insert_span) for event in chunk.events]
         started = time.perf_counter()
         try:
+            ensure_schema(client)
             settings = {"insert_deduplication_token": chunk.token} if _dedup_supported(client) else {}
             client.execute(_INSERT_SQL, rows, settings=settings)
         except Exception as exc:
@@ -126,7 +127,7 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
 
 
 def _dedup_supported(client: Client) -> bool:
-    # Asked once per client: server_version() pings the server.
+    # Asked once per client: server_version() is a round trip.
     cached = getattr(client, "_sentinel_dedup_token", None)
     if cached is None:
         cached = supports_dedup_token(server_version(client))

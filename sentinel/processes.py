@@ -1,0 +1,165 @@
+"""Sentinel's own long-running processes, managed like the services: ingest, bridge, worker, beat, Flower.
+
+Each runs detached with its log in `<stack>/<name>/<name>.log`; `sentinel up` starts them after the
+stack, `sentinel down` stops them. Tests start the same processes through this module, so what a
+newcomer runs is what is tested.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from sentinel import settings
+from sentinel.stack.runner import Service, port_open, tail
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{settings.HOST}:{settings.JAEGER_OTLP_HTTP_PORT}")
+    env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    # Export spans within half a second so a trace is complete soon after its event lands.
+    env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "500")
+    env["PYTHONPATH"] = str(settings.REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(overrides)
+    return env
+
+
+class AppProcess(Service):
+    """A Sentinel process: nothing to install; 'ready' as each kind defines it."""
+
+    port = 0
+
+    def installed(self) -> bool:
+        return True
+
+    def install(self) -> None:
+        pass
+
+    def env(self) -> dict[str, str]:
+        return process_env()
+
+    def prepare(self) -> None:
+        # A fresh log per run, so readiness is judged on this run's lines only.
+        if self.log_path.exists():
+            self.log_path.replace(self.log_path.with_suffix(".log.1"))
+        metrics_dir = self.home / "prometheus"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink()
+
+    def alive_for(self, seconds: float) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            started = self.pid_path.stat().st_mtime
+        except OSError:
+            return False
+        return time.time() - started >= seconds
+
+    def addresses(self) -> dict[str, str]:
+        return {"log": str(self.log_path)}
+
+    def log_contains(self, text: str) -> bool:
+        return text in tail(self.log_path, 400)
+
+
+class Ingest(AppProcess):
+    name = "ingest"
+    start_timeout = 60.0
+
+    @property
+    def port(self) -> int:  # type: ignore[override]
+        return settings.INGEST_PORT
+
+    def env(self) -> dict[str, str]:
+        return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
+
+    def argv(self) -> list[str]:
+        return [str(VENV_BIN / "gunicorn"), "-c", str(settings.REPO_ROOT / "ingest_app" / "gunicorn_conf.py"),
+                "ingest_app.wsgi:app"]
+
+    def ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        try:
+            return requests.get(f"{settings.INGEST_URL}/readyz", timeout=3).ok
+        except requests.RequestException:
+            return False
+
+    def addresses(self) -> dict[str, str]:
+        return {"url": settings.INGEST_URL, "log": str(self.log_path)}
+
+
+class Bridge(AppProcess):
+    name = "bridge"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "workers.bridge"]
+
+    def ready(self) -> bool:
+        return self.pid() is not None and self.log_contains("assigned partitions")
+
+
+class Worker(AppProcess):
+    name = "worker"
+
+    def env(self) -> dict[str, str]:
+        return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
+
+    def argv(self) -> list[str]:
+        from workers.celery_app import INSERT_QUEUE
+
+        return [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "worker", "--loglevel=INFO",
+                f"--concurrency={settings.WORKER_CONCURRENCY}", "-Q", f"{INSERT_QUEUE},sentinel.default",
+                "-n", f"sentinel-worker-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+
+    def ready(self) -> bool:
+        return self.pid() is not None and self.log_contains(" ready.")
+
+
+class Beat(AppProcess):
+    name = "beat"
+
+    def argv(self) -> list[str]:
+        return [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "beat", "--loglevel=INFO",
+                "-s", str(self.home / "celerybeat-schedule"), "--pidfile="]
+
+    def ready(self) -> bool:
+        return self.alive_for(1.0)
+
+
+class Flower(AppProcess):
+    name = "flower"
+
+    @property
+    def port(self) -> int:  # type: ignore[override]
+        return settings.FLOWER_PORT
+
+    def argv(self) -> list[str]:
+        argv = [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "flower", f"--address={settings.HOST}",
+                f"--port={settings.FLOWER_PORT}"]
+        auth = os.environ.get("SENTINEL_FLOWER_BASIC_AUTH")
+        if auth:
+            argv.append(f"--basic-auth={auth}")
+        return argv
+
+    def addresses(self) -> dict[str, str]:
+        return {"ui": f"http://{settings.HOST}:{settings.FLOWER_PORT}", "log": str(self.log_path)}
+
+
+PROCESSES: tuple[AppProcess, ...] = (Worker(), Bridge(), Ingest(), Beat(), Flower())
+
+
+def get(name: str) -> AppProcess:
+    for process in PROCESSES:
+        if process.name == name:
+            return process
+    raise KeyError(f"no process named {name!r}; known: {', '.join(p.name for p in PROCESSES)}")
