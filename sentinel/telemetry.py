@@ -15,7 +15,7 @@ import os
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from sentinel import settings
@@ -54,8 +54,13 @@ def span_limits() -> SpanLimits:
     return SpanLimits(max_links=max(configured, settings.CHUNK_MAX_EVENTS))
 
 
-def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None) -> trace.TracerProvider:
-    """Install the global tracer provider for this process; later calls return the first one."""
+def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
+                  span_processor: SpanProcessor | None = None) -> trace.TracerProvider:
+    """Install the global tracer provider for this process; later calls return the first one.
+
+    `exporter` replaces the OTLP exporter (batched); `span_processor` replaces both, for tests
+    that need spans synchronously.
+    """
     global _configured_for
     if _configured_for:
         return trace.get_tracer_provider()
@@ -64,9 +69,12 @@ def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None) ->
         return trace.get_tracer_provider()
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
     provider = TracerProvider(resource=resource, span_limits=span_limits())
-    chosen = exporter if exporter is not None else _exporter()
-    if chosen is not None:
-        provider.add_span_processor(BatchSpanProcessor(chosen))
+    if span_processor is not None:
+        provider.add_span_processor(span_processor)
+    else:
+        chosen = exporter if exporter is not None else _exporter()
+        if chosen is not None:
+            provider.add_span_processor(BatchSpanProcessor(chosen))
     trace.set_tracer_provider(provider)
     atexit.register(provider.shutdown)
     _configured_for = service_name
