@@ -1,0 +1,22 @@
+"""End-to-end fixtures: the real services plus ingest, bridge and a Celery worker as separate processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinel import processes, stack
+
+PIPELINE = ("worker", "bridge", "ingest")
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> None:
+    """(Re)start the pipeline processes from this checkout's code and wait until each is ready."""
+    try:
+        stack.up(echo=False)
+        for name in PIPELINE:
+            process = processes.get(name)
+            process.down()
+            process.up()
+    except stack.ServiceError as exc:
+        pytest.fail(f"{exc}\n\nStart everything with `.venv/bin/sentinel up` (or `make test`).", pytrace=False)
