@@ -2,7 +2,9 @@
 
 import os
 
-bind = f"{os.environ.get('SENTINEL_HOST', '127.0.0.1')}:{os.environ.get('SENTINEL_INGEST_PORT', '8080')}"
+from sentinel import settings
+
+bind = f"{settings.HOST}:{settings.INGEST_PORT}"
 workers = int(os.environ.get("SENTINEL_INGEST_WORKERS", "2"))
 worker_class = "sync"  # one request per process: flush() waits for this request's events only
 timeout = 60

@@ -58,14 +58,14 @@ extensions:
   healthcheckv2:
     use_v2: true
     http:
-      endpoint: "{host}:13133"
+      endpoint: "{host}:{settings.JAEGER_HEALTH_PORT}"
   jaeger_query:
     storage:
       traces: memstore
     http:
       endpoint: "{host}:{settings.JAEGER_QUERY_PORT}"
     grpc:
-      endpoint: "{host}:16685"
+      endpoint: "{host}:{settings.JAEGER_GRPC_QUERY_PORT}"
   jaeger_storage:
     backends:
       memstore:

@@ -44,7 +44,8 @@ class RabbitMQ(Service):
         return {
             **os.environ,
             "HOME": str(self.home),
-            "RABBITMQ_NODENAME": "sentinel@localhost",
+            # A node name per port, so two stacks can share the one epmd.
+            "RABBITMQ_NODENAME": f"sentinel{settings.RABBITMQ_PORT}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": settings.HOST,
             "RABBITMQ_NODE_PORT": str(settings.RABBITMQ_PORT),
             "RABBITMQ_DIST_PORT": str(settings.RABBITMQ_DIST_PORT),

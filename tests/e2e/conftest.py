@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sentinel import processes, stack
+from workers.clickhouse.client import new_client
+from workers.clickhouse.schema import migrate
 
 PIPELINE = ("worker", "bridge", "ingest")
 
@@ -14,6 +16,7 @@ def pipeline() -> None:
     """(Re)start the pipeline processes from this checkout's code and wait until each is ready."""
     try:
         stack.up(echo=False)
+        migrate(new_client())  # as `sentinel up` does: tests read the table before any insert
         for name in PIPELINE:
             process = processes.get(name)
             process.down()

@@ -1,0 +1,89 @@
+"""workers.bridge.decode: which Kafka messages are valid audit events, and their payload text."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import pytest
+
+from workers.bridge.decode import InvalidMessage, decode
+
+EVENT_ID = "0b8e7d1c-52a4-4b6e-9f0e-3c2d1a0b9e8f"
+HEADER_ID = "7f7a3c1e-0d2b-4a8e-b3c1-5e6f7a8b9c0d"
+
+
+def _decode(value: bytes | None, header_id: str | None = None, offset: int = 7) -> object:
+    return decode(value, header_id, topic="mcp.events", partition=2, offset=offset)
+
+
+def test_valid_event_keeps_its_payload_byte_for_byte() -> None:
+    # Spacing, key order and escapes that a re-serialisation would change.
+    raw = '{ "type" : "tool_call",  "event_id": "%s", "z": 1, "a": "caf\\u00e9", "n": 1.50 }' % EVENT_ID
+    decoded = _decode(raw.encode())
+    assert decoded.payload == raw
+    assert decoded.event_id == EVENT_ID
+    assert decoded.event_type == "tool_call"
+
+
+def test_non_ascii_payload_is_kept_as_text() -> None:
+    raw = '{"type": "tool_call", "event_id": "%s", "tool": "café ☕"}' % EVENT_ID
+    assert _decode(raw.encode("utf-8")).payload == raw
+
+
+def test_missing_event_id_gets_a_deterministic_id() -> None:
+    value = b'{"type": "tool_call", "tool": "search"}'
+    first = _decode(value, offset=7)
+    again = _decode(value, offset=7)
+    elsewhere = _decode(value, offset=8)
+    assert first.event_id == again.event_id
+    assert first.event_id != elsewhere.event_id
+    assert uuid.UUID(first.event_id).version == 5
+    other_partition = decode(value, None, topic="mcp.events", partition=3, offset=7)
+    assert other_partition.event_id != first.event_id
+
+
+def test_an_assigned_id_is_written_into_the_payload() -> None:
+    decoded = _decode(b'{"type": "tool_call", "tool": "search"}')
+    payload = orjson.loads(decoded.payload)
+    assert payload == {"type": "tool_call", "tool": "search", "event_id": decoded.event_id}
+
+
+def test_missing_event_id_takes_the_header_id() -> None:
+    decoded = _decode(b'{"type": "tool_call"}', header_id=HEADER_ID)
+    assert decoded.event_id == HEADER_ID
+    assert orjson.loads(decoded.payload)["event_id"] == HEADER_ID
+
+
+def test_the_payload_id_wins_over_the_header_id() -> None:
+    raw = b'{"type": "tool_call", "event_id": "%s"}' % EVENT_ID.encode()
+    assert _decode(raw, header_id=HEADER_ID).event_id == EVENT_ID
+
+
+def test_a_header_id_that_is_not_a_uuid_falls_back_to_the_derived_id() -> None:
+    value = b'{"type": "tool_call"}'
+    assert _decode(value, header_id="not-a-uuid").event_id == _decode(value).event_id
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (None, ["empty", "no value"]),
+        (b'{"type": "tool_call", "x": "\xff\xfe"}', ["UTF-8"]),
+        (b"{not json", ["not JSON"]),
+        (b"", ["not JSON"]),
+        (b"[1, 2]", ["$", "JSON object", "array"]),
+        (b'"tool_call"', ["$", "JSON object", "string"]),
+        (b"42", ["$", "number"]),
+        (b'{"tool": "search"}', ["type", "required"]),
+        (b'{"type": ""}', ["type", "non-empty"]),
+        (b'{"type": "tool_call", "event_id": "nope"}', ["event_id", "UUID"]),
+        (b'{"type": "tool_call", "timestamp": "yesterday"}', ["timestamp", "RFC 3339"]),
+    ],
+)
+def test_invalid_messages_raise_with_a_useful_reason(value: bytes | None, words: list[str]) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        _decode(value)
+    for word in words:
+        assert word in caught.value.reason
+    assert str(caught.value) == caught.value.reason
