@@ -22,7 +22,7 @@ def _json(payload: Any, status: int, **headers: str) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
-def _refuse(status: int, reason: str, rejected: int, **detail: Any) -> Response:
+def _refuse(status: int, reason: str, rejected: int, /, **detail: Any) -> Response:
     metrics.INGEST_REQUESTS.labels(str(status)).inc()
     metrics.INGEST_EVENTS_REJECTED.labels(reason).inc(max(rejected, 1))
     return _json({"error": reason, **detail}, status)

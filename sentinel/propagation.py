@@ -8,6 +8,7 @@ A malformed header never raises: the message simply starts a new trace, and it i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from sentinel import semconv
 
 KafkaHeaders = list[tuple[str, bytes]] | Mapping[str, Any] | None
 
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
 _TRACE_KEYS = (semconv.HEADER_TRACEPARENT, semconv.HEADER_TRACESTATE, semconv.HEADER_BAGGAGE)
 
 
@@ -80,7 +82,8 @@ def extract(headers: KafkaHeaders) -> tuple[Context, bool]:
         context = propagate.extract(headers, getter=getter)
     except Exception:  # noqa: BLE001 - a propagator must not stop the consumer
         return Context(), True
-    present = getter.get(headers, semconv.HEADER_TRACEPARENT) is not None if headers is not None else False
+    # keys(), not get(): a traceparent that is not even UTF-8 is present, and malformed.
+    present = semconv.HEADER_TRACEPARENT in getter.keys(headers)
     valid = trace.get_current_span(context).get_span_context().is_valid
     return context, present and not valid
 
@@ -103,13 +106,10 @@ def traceparent_of(span_context: trace.SpanContext) -> str:
 
 def span_context_from_traceparent(traceparent: str, tracestate: str = "") -> trace.SpanContext | None:
     """A remote SpanContext from a traceparent string, or None when it is not a valid one."""
-    parts = traceparent.split("-")
-    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+    match = _TRACEPARENT.match(traceparent)
+    if match is None or match.group(1) == "ff":
         return None
-    try:
-        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
-    except ValueError:
-        return None
+    trace_id, span_id, flags = int(match.group(2), 16), int(match.group(3), 16), int(match.group(4), 16)
     if not trace_id or not span_id:
         return None
     state = trace.TraceState.from_header([tracestate]) if tracestate else None

@@ -19,7 +19,7 @@ def _decode(value: bytes | None, header_id: str | None = None, offset: int = 7) 
 
 def test_valid_event_keeps_its_payload_byte_for_byte() -> None:
     # Spacing, key order and escapes that a re-serialisation would change.
-    raw = '{ "type" : "tool_call",  "event_id": "%s", "z": 1, "a": "caf\\u00e9", "n": 1.50 }' % EVENT_ID
+    raw = '{ "type" : "tool_call",  "event_id": "' + EVENT_ID + '", "z": 1, "a": "caf\\u00e9", "n": 1.50 }'
     decoded = _decode(raw.encode())
     assert decoded.payload == raw
     assert decoded.event_id == EVENT_ID
@@ -27,7 +27,7 @@ def test_valid_event_keeps_its_payload_byte_for_byte() -> None:
 
 
 def test_non_ascii_payload_is_kept_as_text() -> None:
-    raw = '{"type": "tool_call", "event_id": "%s", "tool": "café ☕"}' % EVENT_ID
+    raw = '{"type": "tool_call", "event_id": "' + EVENT_ID + '", "tool": "café ☕"}'
     assert _decode(raw.encode("utf-8")).payload == raw
 
 

@@ -202,9 +202,7 @@ def test_a_single_event_producer_span_names_its_message(
     assert _producer_span(spans).attributes[semconv.MESSAGING_MESSAGE_ID] == EVENT_ID
 
 
-def test_the_producer_span_is_a_child_of_the_server_span(
-    client: FlaskClient, spans: InMemorySpanExporter
-) -> None:
+def test_the_producer_span_is_a_child_of_the_server_span(client: FlaskClient, spans: InMemorySpanExporter) -> None:
     _post(client, {"type": "a"})
     producer = _producer_span(spans)
     servers = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]

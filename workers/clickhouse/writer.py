@@ -51,7 +51,14 @@ class PermanentInsertError(RuntimeError):
 def classify(exc: BaseException) -> type[RuntimeError]:
     if isinstance(exc, ch_errors.ServerException):
         return TransientInsertError if exc.code in _TRANSIENT_CODES else PermanentInsertError
-    if isinstance(exc, ch_errors.Error | OSError | EOFError):
+    if isinstance(
+        exc,
+        ch_errors.NetworkError
+        | ch_errors.SocketTimeoutError
+        | ch_errors.UnexpectedPacketFromServerError
+        | OSError
+        | EOFError,
+    ):
         return TransientInsertError  # network, socket, connection reset: the server is away
     return PermanentInsertError
 
