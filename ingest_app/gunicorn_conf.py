@@ -6,7 +6,10 @@ from sentinel import settings
 
 bind = f"{settings.HOST}:{settings.INGEST_PORT}"
 workers = int(os.environ.get("SENTINEL_INGEST_WORKERS", "2"))
-worker_class = "sync"  # one request per process: flush() waits for this request's events only
+# Threads: a request mostly waits for Kafka's acknowledgement, and concurrent requests share
+# one producer whose batches (linger.ms) then carry several requests' events.
+worker_class = "gthread"
+threads = int(os.environ.get("SENTINEL_INGEST_THREADS", "16"))
 timeout = 60
 graceful_timeout = 30
 keepalive = 5

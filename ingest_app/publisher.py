@@ -1,7 +1,9 @@
 """Publish accepted events to Kafka and wait until Kafka has them (acks=all, idempotent).
 
-The producer is created lazily in the serving process: gunicorn forks workers after import, and
-librdkafka's threads do not survive a fork.
+One producer per process, shared by the request threads. A background thread serves delivery
+reports; each request waits only for its own messages, so concurrent requests batch together in
+librdkafka (linger.ms) instead of flushing each other. The producer is created lazily in the
+serving process: gunicorn forks workers after import, and librdkafka's threads do not survive a fork.
 """
 
 from __future__ import annotations
@@ -33,13 +35,36 @@ def producer_config(timeout_s: float) -> dict[str, object]:
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 2,
+        "linger.ms": 5,
         "compression.type": "lz4",
         "message.timeout.ms": int(timeout_s * 1000),
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
         "message.max.bytes": 4 * 1024 * 1024,
+        "batch.num.messages": 10_000,
     }
+
+
+class _Delivery:
+    """Delivery reports of one request: counts down to zero, remembers the first error."""
+
+    __slots__ = ("_lock", "done", "error", "remaining")
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.error: KafkaError | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        if count == 0:
+            self.done.set()
+
+    def __call__(self, err: KafkaError | None, _msg: object) -> None:
+        with self._lock:
+            if err is not None and self.error is None:
+                self.error = err
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.done.set()
 
 
 class KafkaPublisher:
@@ -60,7 +85,15 @@ class KafkaPublisher:
                 if self._producer is None or self._pid != os.getpid():
                     self._producer = Producer(producer_config(self.timeout_s))
                     self._pid = os.getpid()
+                    threading.Thread(
+                        target=self._serve_reports, args=(self._producer,), daemon=True, name="kafka-delivery-reports"
+                    ).start()
         return self._producer
+
+    @staticmethod
+    def _serve_reports(producer: Producer) -> None:
+        while True:
+            producer.poll(0.1)
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Produce every message and block until each is acknowledged.
@@ -69,36 +102,36 @@ class KafkaPublisher:
         some of the batch may then be in Kafka (the client retries with the same event_ids).
         """
         producer = self.producer
-        errors: list[KafkaError] = []
-
-        def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                errors.append(err)
-
+        delivery = _Delivery(len(messages))
         deadline = time.monotonic() + self.timeout_s
-        for message in messages:
+        for index, message in enumerate(messages):
             while True:
                 try:
                     producer.produce(
-                        self.topic,
-                        value=message.value,
-                        key=message.key,
-                        headers=message.headers,
-                        on_delivery=on_delivery,
+                        self.topic, value=message.value, key=message.key, headers=message.headers, on_delivery=delivery
                     )
                     break
                 except BufferError:
-                    # Local queue full: let librdkafka drain it, within our deadline.
+                    # Local queue full: the report thread drains it; wait within our deadline.
                     if time.monotonic() > deadline:
+                        self._abandon(delivery, len(messages) - index)
                         raise PublishUnavailable("Kafka producer queue is full") from None
-                    producer.poll(0.05)
+                    time.sleep(0.01)
                 except KafkaException as exc:
+                    self._abandon(delivery, len(messages) - index)
                     raise PublishUnavailable(f"Kafka refused the message: {exc}") from exc
-        remaining = producer.flush(max(0.0, deadline - time.monotonic()) + 1.0)
-        if errors:
-            raise PublishUnavailable(f"Kafka did not acknowledge {len(errors)} event(s): {errors[0].str()}")
-        if remaining:
-            raise PublishUnavailable(f"Kafka did not acknowledge {remaining} event(s) in {self.timeout_s:.0f}s")
+        # message.timeout.ms bounds every delivery report; the extra second covers the report itself.
+        if not delivery.done.wait(max(0.0, deadline - time.monotonic()) + 1.0):
+            missing = delivery.remaining
+            raise PublishUnavailable(f"Kafka did not acknowledge {missing} event(s) in {self.timeout_s:.0f}s")
+        if delivery.error is not None:
+            raise PublishUnavailable(f"Kafka did not acknowledge the events: {delivery.error.str()}")
+
+    @staticmethod
+    def _abandon(delivery: _Delivery, unsent: int) -> None:
+        # Messages never produced will never report; count them out so nothing waits on them.
+        for _ in range(unsent):
+            delivery(None, None)
 
     def ready(self) -> bool:
         """Whether the broker answers metadata requests for our topic (cached for a second)."""

@@ -173,6 +173,8 @@ class Service(ABC):
                 self.after_ready()
                 return "started"
             time.sleep(0.25)
+        # Not ready in time: stop it, so a later `up` starts clean instead of finding a half-started one.
+        self.down(timeout=10)
         raise ServiceError(
             f"{self.name} did not answer on port {self.port} within "
             f"{self.start_timeout:.0f}s; last lines of {self.log_path}:\n{tail(self.log_path)}"

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from sentinel import metrics, propagation, semconv, settings
-from sentinel.telemetry import tracer
+from sentinel import metrics, settings
 from workers.bridge.chunker import Chunker
+from workers.bridge.consume_span import ConsumeSpan, scan_headers
 from workers.bridge.decode import InvalidMessage, decode
 from workers.bridge.dispatcher import Dispatcher
 from workers.bridge.watermark import Watermarks
@@ -102,8 +101,8 @@ class Bridge:
         """One iteration: read, handle, dispatch, collect acks, backpressure, commit."""
         messages = self.consumer.consume(self.config.poll_batch, self.config.poll_timeout_s)
         now = time.monotonic()
-        for message in messages:
-            self._handle(message, now)
+        if messages:
+            self._handle(messages, now)
         for chunk in self.chunker.due(now):
             self.dispatcher.submit(chunk)
         self._settle(now)
@@ -114,68 +113,66 @@ class Bridge:
 
     # -- per message -------------------------------------------------------------------------
 
-    def _handle(self, message: Message, now: float) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", error)
-            return
-        partition, offset = message.partition(), message.offset()
-        if partition not in self._assigned:
-            return  # revoked between poll and here
-        headers = message.headers()
-        metrics.BRIDGE_CONSUMED.labels(str(partition)).inc()
-        self.watermarks[partition].consumed(offset)
-        context, malformed = propagation.extract(headers)
-        if malformed:
-            metrics.BRIDGE_MALFORMED_TRACE_HEADERS.inc()
-        span = tracer().start_span(
-            semconv.SPAN_CONSUME,
-            context=context,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
-                semconv.MESSAGING_OPERATION_NAME: "poll",
-                semconv.MESSAGING_OPERATION_TYPE: "receive",
-                semconv.MESSAGING_DESTINATION_NAME: message.topic(),
-                semconv.MESSAGING_DESTINATION_PARTITION_ID: str(partition),
-                semconv.MESSAGING_KAFKA_OFFSET: offset,
-                semconv.MESSAGING_CONSUMER_GROUP_NAME: self.config.group,
-            },
-        )
+    def _handle(self, messages: list[Message], now: float) -> None:
+        """Trace, decode and chunk one poll's messages, in offset order per partition."""
+        current: ConsumeSpan | None = None
+        consumed: dict[int, int] = {}
         try:
-            header_id = propagation.getter.get(headers, semconv.HEADER_EVENT_ID)
-            event = decode(
-                message.value(),
-                header_id[0] if header_id else None,
-                topic=message.topic(),
-                partition=partition,
-                offset=offset,
-            )
-        except InvalidMessage as exc:
-            span.set_status(Status(StatusCode.ERROR, exc.reason))
-            span.set_attribute(semconv.DEAD_LETTER_REASON, exc.reason)
-            span.end()
-            self._dead_letter(message, exc.reason)
-            return
-        span.set_attribute(semconv.MESSAGING_MESSAGE_ID, event.event_id)
-        span.end()
-        tracestate = propagation.getter.get(headers, semconv.HEADER_TRACESTATE)
-        _, timestamp_ms = message.timestamp()
-        chunk_event = ChunkEvent(
-            offset,
-            event.event_id,
-            propagation.traceparent_of(span.get_span_context()),
-            tracestate[0] if tracestate else "",
-            event.event_type,
-            timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
-            event.payload,
-        )
-        if not self.chunker.is_open(partition):
-            self.watermarks[partition].open(offset)
-        closed = self.chunker.add(partition, chunk_event, now)
-        if closed is not None:
-            self.dispatcher.submit(closed)
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", error)
+                    continue
+                partition, offset = message.partition(), message.offset()
+                if partition not in self._assigned:
+                    continue  # revoked between poll and here
+                consumed[partition] = consumed.get(partition, 0) + 1
+                self.watermarks[partition].consumed(offset)
+                key, header_id = scan_headers(message.headers())
+                if current is None or not current.continues(partition, key):
+                    if current is not None:
+                        current.end()
+                    current = ConsumeSpan(message, key, self.config.group)
+                try:
+                    event = decode(
+                        message.value(),
+                        header_id.decode("utf-8", "replace") if header_id else None,
+                        topic=message.topic(),
+                        partition=partition,
+                        offset=offset,
+                    )
+                except InvalidMessage as exc:
+                    # A dead letter gets a span of its own, so the error marks only its message.
+                    if current.count:
+                        current.end()
+                        current = ConsumeSpan(message, key, self.config.group)
+                    current.fail(offset, exc.reason)
+                    current.end()
+                    current = None
+                    self._dead_letter(message, exc.reason)
+                    continue
+                current.add(offset, event.event_id)
+                _, timestamp_ms = message.timestamp()
+                chunk_event = ChunkEvent(
+                    offset,
+                    event.event_id,
+                    current.traceparent,
+                    current.tracestate,
+                    event.event_type,
+                    timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+                    event.payload,
+                )
+                if not self.chunker.is_open(partition):
+                    self.watermarks[partition].open(offset)
+                closed = self.chunker.add(partition, chunk_event, now)
+                if closed is not None:
+                    self.dispatcher.submit(closed)
+        finally:
+            if current is not None:
+                current.end()
+            for partition, count in consumed.items():
+                metrics.BRIDGE_CONSUMED.labels(str(partition)).inc(count)
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         partition, offset = message.partition(), message.offset()
