@@ -1,0 +1,120 @@
+"""The bridge's per-poll handling: spans per context run, dead letters, chunks and the watermark."""
+
+from __future__ import annotations
+
+import orjson
+from confluent_kafka import Message
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from sentinel import semconv
+from workers.bridge.chunker import Chunker
+from workers.bridge.consumer import Bridge, BridgeConfig
+from workers.bridge.dispatcher import Dispatcher
+from workers.chunk import Chunk
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+OTHER = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class _Letters:
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def send(self, letter, on_done) -> None:
+        self.sent.append(letter)
+        on_done(None)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        pass
+
+    def flush(self, timeout: float = 0.0) -> int:
+        return 0
+
+
+def _bridge(max_events: int = 100) -> tuple[Bridge, list[Chunk], _Letters]:
+    sent: list[Chunk] = []
+    dispatcher = Dispatcher(sent.append, list, max_inflight=10, ack_timeout_s=60)
+    chunker = Chunker("mcp.events", max_events=max_events, max_wait_s=10, ack_to="acks")
+    letters = _Letters()
+    bridge = Bridge(BridgeConfig(), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
+    bridge._assigned = {0, 1}
+    return bridge, sent, letters
+
+
+def _message(offset: int, trace_id: str | None, partition: int = 0, value: bytes | None = None) -> Message:
+    headers = [("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())] if trace_id else []
+    body = (
+        value
+        if value is not None
+        else orjson.dumps({"type": "tool_call", "event_id": f"{offset:08d}-0000-4000-8000-000000000000"})
+    )
+    return Message(
+        topic="mcp.events",
+        partition=partition,
+        offset=offset,
+        headers=headers,
+        value=body,
+        timestamp=(1, 1_700_000_000_000),
+    )
+
+
+def test_messages_sharing_a_context_share_one_consume_span(spans: InMemorySpanExporter) -> None:
+    bridge, _, _ = _bridge()
+    bridge._handle([_message(0, TRACE), _message(1, TRACE), _message(2, TRACE), _message(3, OTHER)], now=0.0)
+    consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
+    assert [f"{s.context.trace_id:032x}" for s in consume] == [TRACE, OTHER]
+    batch, single = consume
+    assert batch.parent.span_id == 0x00F067AA0BA902B7
+    assert batch.attributes[semconv.MESSAGING_BATCH_MESSAGE_COUNT] == 3
+    assert batch.attributes[semconv.KAFKA_FIRST_OFFSET] == 0
+    assert batch.attributes[semconv.KAFKA_LAST_OFFSET] == 2
+    assert semconv.MESSAGING_MESSAGE_ID not in batch.attributes
+    assert single.attributes[semconv.MESSAGING_KAFKA_OFFSET] == 3
+    assert single.attributes[semconv.MESSAGING_MESSAGE_ID] == "00000003-0000-4000-8000-000000000000"
+
+
+def test_each_event_carries_its_consume_span_context_into_the_chunk(spans: InMemorySpanExporter) -> None:
+    bridge, _, _ = _bridge(max_events=3)
+    bridge._handle([_message(0, TRACE), _message(1, TRACE), _message(2, OTHER)], now=0.0)
+    bridge.dispatcher.pump(0.0)
+    (chunk,) = [e.chunk for e in bridge.dispatcher.inflight.values()]
+    consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
+    expected = [f"00-{s.context.trace_id:032x}-{s.context.span_id:016x}-01" for s in consume]
+    assert [e.traceparent for e in chunk.events] == [expected[0], expected[0], expected[1]]
+    assert (chunk.first_offset, chunk.last_offset) == (0, 2)
+
+
+def test_a_partition_change_starts_a_new_span(spans: InMemorySpanExporter) -> None:
+    bridge, _, _ = _bridge()
+    bridge._handle([_message(0, TRACE, partition=0), _message(0, TRACE, partition=1)], now=0.0)
+    assert len([s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]) == 2
+
+
+def test_an_invalid_message_is_dead_lettered_with_an_error_span_of_its_own(spans: InMemorySpanExporter) -> None:
+    bridge, _, letters = _bridge()
+    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"not json"), _message(2, TRACE)], now=0.0)
+    (letter,) = letters.sent
+    assert letter.source_offset == 1 and "not JSON" in letter.reason
+    consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
+    assert len(consume) == 3
+    failed = [s for s in consume if not s.status.is_ok]
+    assert len(failed) == 1 and failed[0].attributes[semconv.MESSAGING_KAFKA_OFFSET] == 1
+    assert semconv.DEAD_LETTER_REASON in failed[0].attributes
+
+
+def test_dead_letters_leave_a_gap_the_watermark_fills() -> None:
+    bridge, _, _ = _bridge()
+    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"{}"), _message(2, TRACE)], now=0.0)
+    assert bridge.watermarks.committable() == {0: 0}  # the open chunk holds 0 and 2
+    (chunk,) = bridge.chunker.close_all()
+    assert [e.offset for e in chunk.events] == [0, 2]
+    bridge.watermarks.settle(0, chunk.first_offset)
+    assert bridge.watermarks.committable() == {0: 3}
+
+
+def test_messages_of_revoked_partitions_are_ignored(spans: InMemorySpanExporter) -> None:
+    bridge, _, _ = _bridge()
+    bridge._assigned = {1}
+    bridge._handle([_message(0, TRACE, partition=0)], now=0.0)
+    assert not spans.get_finished_spans()
+    assert bridge.watermarks.committable() == {}
