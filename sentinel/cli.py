@@ -1,11 +1,11 @@
 """The `sentinel` command line.
 
-    sentinel up [--demo]           install and start everything; with --demo, send an event and show its trace
-    sentinel down                  stop Sentinel's processes and the services
-    sentinel status                what runs
-    sentinel stack up|down|status  only the real services (Kafka, ClickHouse, RabbitMQ, Redis, Jaeger)
-    sentinel emit [...]            post an audit event like the MCP proxy does
-    sentinel trace EVENT_ID        find the event's row and print its trace, with the linked insert
+sentinel up [--demo]           install and start everything; with --demo, send an event and show its trace
+sentinel down                  stop Sentinel's processes and the services
+sentinel status                what runs
+sentinel stack up|down|status  only the real services (Kafka, ClickHouse, RabbitMQ, Redis, Jaeger)
+sentinel emit [...]            post an audit event like the MCP proxy does
+sentinel trace EVENT_ID        find the event's row and print its trace, with the linked insert
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def _emit(args: argparse.Namespace) -> int:
 
     setup_tracing("mcp-proxy")
     extra = json.loads(args.json) if args.json else {}
-    events = [audit_event(event_type=args.type, tool=args.tool, server=args.server, session_id=args.session, **extra)
-              for _ in range(args.count)]
+    events = [
+        audit_event(event_type=args.type, tool=args.tool, server=args.server, session_id=args.session, **extra)
+        for _ in range(args.count)
+    ]
     result = emit(events, url=args.url, token=args.token)
     _flush_tracing()
     print(json.dumps({"status": result.status, "trace_id": result.trace_id, **result.body}, indent=2))
@@ -113,9 +115,11 @@ def _print_trace(event_id: str, *, wait_s: float) -> int:
     if row is None:
         print(f"event {event_id} is not in ClickHouse (yet)", file=sys.stderr)
         return 1
-    print(f"\nrow: sentinel.mcp_events event_id={row.event_id} type={row.event_type} "
-          f"partition={row.kafka_partition} offset={row.kafka_offset}\n"
-          f"     trace_id={row.trace_id} span_id={row.span_id} insert_trace_id={row.insert_trace_id}")
+    print(
+        f"\nrow: sentinel.mcp_events event_id={row.event_id} type={row.event_type} "
+        f"partition={row.kafka_partition} offset={row.kafka_offset}\n"
+        f"     trace_id={row.trace_id} span_id={row.span_id} insert_trace_id={row.insert_trace_id}"
+    )
     jaeger = JaegerClient()
     spans = jaeger.wait_for(row.trace_id, {semconv.SPAN_CONSUME}, timeout_s=max(5.0, deadline - time.monotonic()))
     insert = jaeger.wait_for(row.insert_trace_id, {semconv.SPAN_INSERT}, timeout_s=15.0)
@@ -123,6 +127,21 @@ def _print_trace(event_id: str, *, wait_s: float) -> int:
     print(f"\ntrace {row.trace_id}  ({settings.JAEGER_QUERY_URL}/trace/{row.trace_id})")
     print(render(spans, linked))
     return 0 if spans and insert else 1
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from workers.redrive import read_dead_letters, replay
+
+    records = read_dead_letters(reason=args.reason, start=args.start, end=args.end)
+    if args.action == "list":
+        for count, record in enumerate(records, start=1):
+            print(json.dumps(record.summary()))
+            if args.limit and count >= args.limit:
+                break
+        return 0
+    sent = replay(records)
+    print(json.dumps({"replayed": sent, "to": settings.EVENTS_TOPIC}))
+    return 0
 
 
 def _flush_tracing() -> None:
@@ -134,8 +153,9 @@ def _flush_tracing() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentinel", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sentinel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("up", help="install and start the services and the pipeline")
@@ -159,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=settings.INGEST_URL)
     p.add_argument("--token", default=None)
     p.set_defaults(func=_emit)
+
+    p = sub.add_parser("dlq", help="list or replay dead letters (replaying twice is safe)")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--reason", default=None, help="only records whose reason contains this text")
+    p.add_argument("--from", dest="start", type=int, default=None, help="first DLQ offset (inclusive)")
+    p.add_argument("--to", dest="end", type=int, default=None, help="last DLQ offset (inclusive)")
+    p.add_argument("--limit", type=int, default=0, help="list at most this many")
+    p.set_defaults(func=_dlq)
 
     p = sub.add_parser("trace", help="find an event's row and print its trace tree")
     p.add_argument("event_id")

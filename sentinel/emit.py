@@ -23,8 +23,14 @@ class Emitted:
     body: dict[str, Any]
 
 
-def audit_event(*, event_type: str = "tool_call", tool: str = "search", server: str = "demo-mcp-server",
-                session_id: str | None = None, **extra: Any) -> dict[str, Any]:
+def audit_event(
+    *,
+    event_type: str = "tool_call",
+    tool: str = "search",
+    server: str = "demo-mcp-server",
+    session_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "type": event_type,
@@ -40,14 +46,16 @@ def audit_event(*, event_type: str = "tool_call", tool: str = "search", server: 
     }
 
 
-def emit(events: list[dict[str, Any]], *, url: str = settings.INGEST_URL, token: str | None = None,
-         timeout: float = 30.0) -> Emitted:
+def emit(
+    events: list[dict[str, Any]], *, url: str = settings.INGEST_URL, token: str | None = None, timeout: float = 30.0
+) -> Emitted:
     """POST the events; the requests instrumentation makes the client span and injects traceparent."""
     RequestsInstrumentor().instrument()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with trace.get_tracer("sentinel.emit").start_as_current_span("mcp-proxy emit audit events") as span:
-        response = requests.post(f"{url.rstrip('/')}/events", json=events if len(events) > 1 else events[0],
-                                 headers=headers, timeout=timeout)
+        response = requests.post(
+            f"{url.rstrip('/')}/events", json=events if len(events) > 1 else events[0], headers=headers, timeout=timeout
+        )
         context = span.get_span_context()
     try:
         body = response.json()

@@ -39,17 +39,19 @@ def parse_trace(data: dict[str, Any]) -> list[Span]:
                 parent = ref["spanID"].rjust(16, "0")
             else:
                 links.append((_normalise(ref["traceID"]), ref["spanID"].rjust(16, "0")))
-        spans.append(Span(
-            trace_id=_normalise(raw["traceID"]),
-            span_id=raw["spanID"].rjust(16, "0"),
-            name=raw["operationName"],
-            service=processes.get(raw.get("processID"), "?"),
-            start_us=int(raw["startTime"]),
-            duration_us=int(raw["duration"]),
-            parent_id=parent,
-            links=tuple(links),
-            tags={t["key"]: t.get("value") for t in raw.get("tags") or []},
-        ))
+        spans.append(
+            Span(
+                trace_id=_normalise(raw["traceID"]),
+                span_id=raw["spanID"].rjust(16, "0"),
+                name=raw["operationName"],
+                service=processes.get(raw.get("processID"), "?"),
+                start_us=int(raw["startTime"]),
+                duration_us=int(raw["duration"]),
+                parent_id=parent,
+                links=tuple(links),
+                tags={t["key"]: t.get("value") for t in raw.get("tags") or []},
+            )
+        )
     return spans
 
 
@@ -66,8 +68,9 @@ class JaegerClient:
         data = response.json().get("data") or []
         return parse_trace(data[0]) if data else []
 
-    def find(self, service: str, operation: str, tags: dict[str, str] | None = None,
-             lookback: str = "1h", limit: int = 50) -> list[list[Span]]:
+    def find(
+        self, service: str, operation: str, tags: dict[str, str] | None = None, lookback: str = "1h", limit: int = 50
+    ) -> list[list[Span]]:
         import json
 
         params = {"service": service, "operation": operation, "lookback": lookback, "limit": str(limit)}

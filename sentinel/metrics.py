@@ -10,11 +10,13 @@ import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client import multiprocess as _multiprocess
 
@@ -62,12 +64,31 @@ CANARY_SECONDS = Gauge(
     "sentinel_canary_seconds", "End-to-end seconds of the last canary", multiprocess_mode="mostrecent"
 )
 CANARY_SUCCESS = Gauge("sentinel_canary_success", "1 if the last canary arrived", multiprocess_mode="mostrecent")
+CANARY_RUNS = Counter("sentinel_canary_runs", "Canary runs by outcome", ["outcome"])
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: merged across processes when multiprocess mode is on."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        merged = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(merged)
+        return merged
+    return REGISTRY
+
+
+def serve(port: int, host: str | None = None) -> None:
+    """Expose /metrics on `port` from a background thread (bridge, Celery worker, beat)."""
+    from sentinel import settings
+
+    start_http_server(port, addr=host or settings.HOST, registry=registry())
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget a dead child's live gauges (gunicorn and Celery prefork children)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _multiprocess.mark_process_dead(pid)
 
 
 def render() -> tuple[bytes, str]:
     """The exposition payload and its content type, merged across processes when needed."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+    return generate_latest(registry()), CONTENT_TYPE_LATEST

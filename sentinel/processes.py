@@ -83,8 +83,12 @@ class Ingest(AppProcess):
         return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
 
     def argv(self) -> list[str]:
-        return [str(VENV_BIN / "gunicorn"), "-c", str(settings.REPO_ROOT / "ingest_app" / "gunicorn_conf.py"),
-                "ingest_app.wsgi:app"]
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "-c",
+            str(settings.REPO_ROOT / "ingest_app" / "gunicorn_conf.py"),
+            "ingest_app.wsgi:app",
+        ]
 
     def ready(self) -> bool:
         if not port_open(self.port):
@@ -115,11 +119,22 @@ class Worker(AppProcess):
         return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
 
     def argv(self) -> list[str]:
-        from workers.celery_app import INSERT_QUEUE
+        from workers.celery_app import INSERT_QUEUE, JOBS_QUEUE
 
-        return [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "worker", "--loglevel=INFO",
-                f"--concurrency={settings.WORKER_CONCURRENCY}", "-Q", f"{INSERT_QUEUE},sentinel.default",
-                "-n", f"sentinel-worker-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+        return [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={settings.WORKER_CONCURRENCY}",
+            "-Q",
+            f"{INSERT_QUEUE},{JOBS_QUEUE}",
+            "-n",
+            f"sentinel-worker-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
 
     def ready(self) -> bool:
         return self.pid() is not None and self.log_contains(" ready.")
@@ -129,8 +144,16 @@ class Beat(AppProcess):
     name = "beat"
 
     def argv(self) -> list[str]:
-        return [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "beat", "--loglevel=INFO",
-                "-s", str(self.home / "celerybeat-schedule"), "--pidfile="]
+        return [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "workers.celery_app",
+            "beat",
+            "--loglevel=INFO",
+            "-s",
+            str(self.home / "celerybeat-schedule"),
+            "--pidfile=",
+        ]
 
     def ready(self) -> bool:
         return self.alive_for(1.0)
@@ -144,8 +167,14 @@ class Flower(AppProcess):
         return settings.FLOWER_PORT
 
     def argv(self) -> list[str]:
-        argv = [str(VENV_BIN / "celery"), "-A", "workers.celery_app", "flower", f"--address={settings.HOST}",
-                f"--port={settings.FLOWER_PORT}"]
+        argv = [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "workers.celery_app",
+            "flower",
+            f"--address={settings.HOST}",
+            f"--port={settings.FLOWER_PORT}",
+        ]
         auth = os.environ.get("SENTINEL_FLOWER_BASIC_AUTH")
         if auth:
             argv.append(f"--basic-auth={auth}")

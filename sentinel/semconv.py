@@ -21,6 +21,7 @@ SERVICE_INGEST = "sentinel-ingest"
 SERVICE_BRIDGE = "sentinel-bridge"
 SERVICE_WORKER = "sentinel-worker"
 SERVICE_BEAT = "sentinel-beat"
+SERVICE_FLOWER = "sentinel-flower"
 SERVICE_CLI = "sentinel-cli"
 
 # -- messaging attributes (v1.44) ----------------------------------------------------------------
@@ -67,3 +68,6 @@ HEADER_DLQ_SOURCE_TOPIC = "dlq.source.topic"
 HEADER_DLQ_SOURCE_PARTITION = "dlq.source.partition"
 HEADER_DLQ_SOURCE_OFFSET = "dlq.source.offset"
 HEADER_DLQ_FAILED_AT = "dlq.failed_at"
+# Set on a replayed message: where it first came from ("topic-partition-offset"), so an event
+# without an event_id gets the same id on every replay and deduplicates.
+HEADER_ORIGIN = "sentinel.origin"

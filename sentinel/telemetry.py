@@ -54,8 +54,9 @@ def span_limits() -> SpanLimits:
     return SpanLimits(max_links=max(configured, settings.CHUNK_MAX_EVENTS))
 
 
-def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
-                  span_processor: SpanProcessor | None = None) -> trace.TracerProvider:
+def setup_tracing(
+    service_name: str, *, exporter: SpanExporter | None = None, span_processor: SpanProcessor | None = None
+) -> trace.TracerProvider:
     """Install the global tracer provider for this process; later calls return the first one.
 
     `exporter` replaces the OTLP exporter (batched); `span_processor` replaces both, for tests

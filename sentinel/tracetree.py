@@ -24,8 +24,10 @@ def render(spans: list[Span], linked: dict[str, list[Span]] | None = None, *, or
     lines: list[str] = []
 
     def walk(span: Span, prefix: str, last: bool) -> None:
-        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{span.name}  [{span.service}]  "
-                     f"{span.duration_us / 1000:.2f} ms  (+{(span.start_us - origin) / 1000:.1f} ms)")
+        lines.append(
+            f"{prefix}{'└─ ' if last else '├─ '}{span.name}  [{span.service}]  "
+            f"{span.duration_us / 1000:.2f} ms  (+{(span.start_us - origin) / 1000:.1f} ms)"
+        )
         inner = prefix + ("   " if last else "│  ")
         kids = children.get(span.span_id, [])
         extra = (linked or {}).get(span.span_id)

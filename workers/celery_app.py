@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_init
+from celery.signals import beat_init, setup_logging, worker_init, worker_process_init, worker_process_shutdown
 
-from beat.schedule import BEAT_SCHEDULE
+from beat.schedule import BEAT_SCHEDULE, CANARY_TASK, JOBS_QUEUE, LAG_TASK
 from sentinel import semconv, settings
 
 INSERT_TASK = "sentinel.insert_chunk"
 INSERT_QUEUE = "sentinel.inserts"
+__all__ = ["CANARY_TASK", "INSERT_QUEUE", "INSERT_TASK", "JOBS_QUEUE", "LAG_TASK", "app"]
 
 app = Celery(
     "sentinel", broker=settings.CELERY_BROKER_URL, backend=settings.REDIS_URL, include=["workers.tasks", "beat.tasks"]
@@ -28,7 +31,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_routes={INSERT_TASK: {"queue": INSERT_QUEUE}},
-    task_default_queue="sentinel.default",
+    task_default_queue=JOBS_QUEUE,
     result_expires=3600,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"confirm_publish": True},
@@ -39,12 +42,21 @@ app.conf.update(
 )
 
 
+def _service_name() -> str:
+    # One app serves the worker, beat and Flower; each process reports under its own name.
+    if "beat" in sys.argv:
+        return semconv.SERVICE_BEAT
+    if "flower" in sys.argv:
+        return semconv.SERVICE_FLOWER
+    return semconv.SERVICE_WORKER
+
+
 @setup_logging.connect
 def _on_setup_logging(loglevel: Any = None, **_: Any) -> None:
     # Connected, so Celery leaves logging to us: JSON lines with trace ids, like every process.
     from sentinel.logs import setup_logging as setup_json_logging
 
-    setup_json_logging(semconv.SERVICE_WORKER, level=loglevel if isinstance(loglevel, str) else None)
+    setup_json_logging(_service_name(), level=loglevel if isinstance(loglevel, str) else None)
 
 
 def _setup_process_telemetry() -> None:
@@ -53,8 +65,8 @@ def _setup_process_telemetry() -> None:
     from sentinel.logs import setup_logging
     from sentinel.telemetry import setup_tracing
 
-    setup_logging(semconv.SERVICE_WORKER)
-    setup_tracing(semconv.SERVICE_WORKER)
+    setup_logging(_service_name())
+    setup_tracing(_service_name())
     CeleryInstrumentor().instrument()
 
 
@@ -64,9 +76,29 @@ def _on_worker_process_init(**_: Any) -> None:
     _setup_process_telemetry()
 
 
+@worker_process_shutdown.connect
+def _on_worker_process_shutdown(pid: int | None = None, **_: Any) -> None:
+    from sentinel.metrics import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())
+
+
 @worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    from sentinel.metrics import serve
+
+    # The main process serves /metrics for all children (multiprocess mode).
+    serve(settings.WORKER_METRICS_PORT)
     # Solo and thread pools have no child processes, so no worker_process_init.
     pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") if sender else ""
     if "solo" in pool or "threads" in pool:
         _setup_process_telemetry()
+
+
+@beat_init.connect
+def _on_beat_init(**_: Any) -> None:
+    from sentinel.metrics import serve
+
+    # Beat traces its publishes, so each periodic job (the canary) starts a trace here.
+    _setup_process_telemetry()
+    serve(settings.BEAT_METRICS_PORT)

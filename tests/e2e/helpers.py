@@ -32,5 +32,6 @@ def committed_offsets(consumer: Consumer) -> dict[int, int]:
 
 
 def group_reader() -> Consumer:
-    return Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": settings.BRIDGE_GROUP,
-                     "enable.auto.commit": False})
+    return Consumer(
+        {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": settings.BRIDGE_GROUP, "enable.auto.commit": False}
+    )

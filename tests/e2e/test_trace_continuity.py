@@ -21,13 +21,16 @@ pytestmark = pytest.mark.usefixtures("pipeline")
 
 
 def _post(body: object, headers: dict[str, str] | None = None) -> requests.Response:
-    return requests.post(f"{settings.INGEST_URL}/events", data=orjson.dumps(body),
-                         headers={"Content-Type": "application/json", **(headers or {})}, timeout=60)
+    return requests.post(
+        f"{settings.INGEST_URL}/events",
+        data=orjson.dumps(body),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=60,
+    )
 
 
 def _event(**extra: object) -> dict[str, object]:
-    return {"type": "tool_call", "tool": "search", "server": "e2e", "session_id": f"s-{uuid.uuid4().hex[:6]}",
-            **extra}
+    return {"type": "tool_call", "tool": "search", "server": "e2e", "session_id": f"s-{uuid.uuid4().hex[:6]}", **extra}
 
 
 def _only(spans: list[Span], name: str) -> Span:
@@ -47,8 +50,7 @@ def test_event_trace_is_continuous_from_http_to_clickhouse() -> None:
     assert row.trace_id == trace_id
 
     jaeger = JaegerClient()
-    spans = jaeger.wait_for(trace_id, {semconv.SPAN_INGEST, semconv.SPAN_PUBLISH, semconv.SPAN_CONSUME},
-                            timeout_s=60)
+    spans = jaeger.wait_for(trace_id, {semconv.SPAN_INGEST, semconv.SPAN_PUBLISH, semconv.SPAN_CONSUME}, timeout_s=60)
     server = _only(spans, semconv.SPAN_INGEST)
     publish = _only(spans, semconv.SPAN_PUBLISH)
     consume = _only(spans, semconv.SPAN_CONSUME)
@@ -72,8 +74,11 @@ def test_event_trace_is_continuous_from_http_to_clickhouse() -> None:
     assert insert.tags[semconv.KAFKA_FIRST_OFFSET] <= row.kafka_offset <= insert.tags[semconv.KAFKA_LAST_OFFSET]
     assert insert.tags[semconv.MESSAGING_BATCH_MESSAGE_COUNT] >= 1
     assert insert.tags[semconv.DB_SYSTEM_NAME] == "clickhouse"
-    found = jaeger.find(semconv.SERVICE_WORKER, semconv.SPAN_INSERT,
-                        {semconv.MESSAGING_DESTINATION_PARTITION_ID: str(row.kafka_partition)})
+    found = jaeger.find(
+        semconv.SERVICE_WORKER,
+        semconv.SPAN_INSERT,
+        {semconv.MESSAGING_DESTINATION_PARTITION_ID: str(row.kafka_partition)},
+    )
     assert any((trace_id, consume.span_id) in span.links for spans_ in found for span in spans_)
 
 
@@ -112,8 +117,9 @@ def test_thousand_events_in_one_request_arrive_exactly_once() -> None:
     body = response.json()
     assert body["accepted"] == 1000 and len(set(body["event_ids"])) == 1000
     client = new_client()
-    wait_until(lambda: count_events(client, body["event_ids"])[0] == 1000, timeout_s=120,
-               what="all 1,000 events in ClickHouse")
+    wait_until(
+        lambda: count_events(client, body["event_ids"])[0] == 1000, timeout_s=120, what="all 1,000 events in ClickHouse"
+    )
     time.sleep(2)  # anything redelivered late would show up as a second row
     assert count_events(client, body["event_ids"]) == (1000, 1000)
 
@@ -123,17 +129,31 @@ def test_poison_message_is_dead_lettered_and_the_next_event_still_arrives() -> N
     key = f"poison-{marker}".encode()  # same key -> same partition, so the good event comes after
     good_id = str(uuid.uuid4())
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
-    producer.produce(settings.EVENTS_TOPIC, key=key, value=b"\xff not json {",
-                     headers=[("x-test-marker", marker.encode()), ("traceparent", b"garbage")])
-    producer.produce(settings.EVENTS_TOPIC, key=key, value=orjson.dumps(_event(event_id=good_id)),
-                     headers=[("x-test-marker", marker.encode())])
+    producer.produce(
+        settings.EVENTS_TOPIC,
+        key=key,
+        value=b"\xff not json {",
+        headers=[("x-test-marker", marker.encode()), ("traceparent", b"garbage")],
+    )
+    producer.produce(
+        settings.EVENTS_TOPIC,
+        key=key,
+        value=orjson.dumps(_event(event_id=good_id)),
+        headers=[("x-test-marker", marker.encode())],
+    )
     assert producer.flush(30) == 0
 
     client = new_client()
     row = wait_until(lambda: find_event(client, good_id), timeout_s=60, what="the event after the poison message")
 
-    dlq = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": f"e2e-dlq-{marker}",
-                    "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    dlq = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
+            "group.id": f"e2e-dlq-{marker}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     dlq.subscribe([settings.DLQ_TOPIC])
 
     def poison_record() -> dict[str, bytes] | None:

@@ -12,5 +12,4 @@ def services() -> None:
     try:
         stack.up(echo=False)
     except stack.ServiceError as exc:
-        pytest.fail(f"{exc}\n\nStart the services with `.venv/bin/sentinel stack up` (or `make test`).",
-                    pytrace=False)
+        pytest.fail(f"{exc}\n\nStart the services with `.venv/bin/sentinel stack up` (or `make test`).", pytrace=False)

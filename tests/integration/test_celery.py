@@ -13,10 +13,27 @@ from tests.integration.celery_echo import QUEUE, echo
 
 def test_task_round_trip_on_a_real_worker() -> None:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.integration.celery_echo", "worker", "-P", "solo",
-         "-Q", QUEUE, "--without-gossip", "--without-mingle", "--loglevel=WARNING", "-n", f"echo-{os.getpid()}@%h"],
-        cwd=settings.REPO_ROOT, env={**os.environ, "PYTHONPATH": str(settings.REPO_ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.integration.celery_echo",
+            "worker",
+            "-P",
+            "solo",
+            "-Q",
+            QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=WARNING",
+            "-n",
+            f"echo-{os.getpid()}@%h",
+        ],
+        cwd=settings.REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(settings.REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         started = time.monotonic()

@@ -24,8 +24,12 @@ def test_migration_is_idempotent_and_has_contract_columns() -> None:
     migrate(client)
     migrate(client)
     database, table = QUALIFIED_EVENTS_TABLE.split(".")
-    columns = dict(client.execute(
-        "SELECT name, type FROM system.columns WHERE database = %(d)s AND table = %(t)s", {"d": database, "t": table}))
+    columns = dict(
+        client.execute(
+            "SELECT name, type FROM system.columns WHERE database = %(d)s AND table = %(t)s",
+            {"d": database, "t": table},
+        )
+    )
     for name in EVENT_COLUMNS:
         assert name in columns
     assert columns["event_id"] == "UUID"

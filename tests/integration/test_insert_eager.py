@@ -40,10 +40,19 @@ def _chunk(n: int, partition: int = 0) -> Chunk:
         trace_id, span_id = f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}"
         event_id = str(uuid.uuid4())
         payload = orjson.dumps({"type": "tool_call", "event_id": event_id, "n": i}).decode()
-        events.append(ChunkEvent(first + i, event_id, f"00-{trace_id}-{span_id}-01", "", "tool_call",
-                                 1_700_000_000_000 + i, payload))
-    return Chunk(topic=settings.EVENTS_TOPIC, partition=partition, first_offset=first, last_offset=first + n - 1,
-                 events=tuple(events), ack_to=f"sentinel:acks:test-{uuid.uuid4().hex[:8]}")
+        events.append(
+            ChunkEvent(
+                first + i, event_id, f"00-{trace_id}-{span_id}-01", "", "tool_call", 1_700_000_000_000 + i, payload
+            )
+        )
+    return Chunk(
+        topic=settings.EVENTS_TOPIC,
+        partition=partition,
+        first_offset=first,
+        last_offset=first + n - 1,
+        events=tuple(events),
+        ack_to=f"sentinel:acks:test-{uuid.uuid4().hex[:8]}",
+    )
 
 
 def _insert_spans(spans: InMemorySpanExporter, name: str = semconv.SPAN_INSERT) -> list:

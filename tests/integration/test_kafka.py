@@ -28,12 +28,21 @@ def test_produce_consume_commit_and_read_committed() -> None:
     group = f"sentinel-test-{uuid.uuid4().hex[:8]}"
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "enable.idempotence": True})
     for i in range(3):
-        producer.produce(topic, value=f"v{i}".encode(), headers=[("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16
-                                                                   + b"-01"), ("n", str(i).encode())])
+        producer.produce(
+            topic,
+            value=f"v{i}".encode(),
+            headers=[("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"), ("n", str(i).encode())],
+        )
     assert producer.flush(30) == 0
 
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP, "group.id": group,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     got = []
     for _ in range(100):

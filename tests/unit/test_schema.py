@@ -16,9 +16,13 @@ def test_events_table_ddl_is_valid_on_current_clickhouse(dedup_window: bool) -> 
         db = chdb_session.Session(path)
         db.query("CREATE DATABASE IF NOT EXISTS sentinel_chdb")
         db.query(events_table_ddl(dedup_window=dedup_window, database="sentinel_chdb"))
-        columns = db.query(
-            f"SELECT name FROM system.columns WHERE database = 'sentinel_chdb' AND table = '{EVENTS_TABLE}'", "CSV"
-        ).bytes().decode()
+        columns = (
+            db.query(
+                f"SELECT name FROM system.columns WHERE database = 'sentinel_chdb' AND table = '{EVENTS_TABLE}'", "CSV"
+            )
+            .bytes()
+            .decode()
+        )
         for name in EVENT_COLUMNS:
             assert f'"{name}"' in columns
         row = (

@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from sentinel import semconv, settings
 from sentinel.logs import setup_logging
+from sentinel.metrics import serve
 from sentinel.telemetry import setup_tracing
 from workers.acks import AckChannel, new_ack_key
 from workers.bridge.chunker import Chunker
@@ -49,6 +50,7 @@ def main() -> int:
     setup_logging(semconv.SERVICE_BRIDGE)
     setup_tracing(semconv.SERVICE_BRIDGE)
     CeleryInstrumentor().instrument()  # publish spans and context in the task headers
+    serve(settings.BRIDGE_METRICS_PORT)
     bridge = build_bridge()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

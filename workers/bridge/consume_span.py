@@ -11,6 +11,8 @@ bridge's CPU when tracing is on.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from confluent_kafka import Message
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -22,17 +24,25 @@ TraceKey = tuple[bytes | None, bytes | None, bytes | None]
 _TRACE_HEADERS = {semconv.HEADER_TRACEPARENT: 0, semconv.HEADER_TRACESTATE: 1, semconv.HEADER_BAGGAGE: 2}
 
 
-def scan_headers(headers: list[tuple[str, bytes]] | None) -> tuple[TraceKey, bytes | None]:
-    """One pass over the headers: the raw trace-context values (the grouping key) and the event_id."""
+class ScannedHeaders(NamedTuple):
+    trace_key: TraceKey  # raw traceparent, tracestate, baggage: the grouping key
+    event_id: str | None
+    origin: str | None  # set on replayed dead letters
+
+
+def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
+    """One pass over a message's headers for everything the bridge reads from them."""
     trace: list[bytes | None] = [None, None, None]
-    event_id = None
+    event_id = origin = None
     for key, value in headers or ():
         slot = _TRACE_HEADERS.get(key)
         if slot is not None:
             trace[slot] = value
-        elif key == semconv.HEADER_EVENT_ID:
-            event_id = value
-    return (trace[0], trace[1], trace[2]), event_id
+        elif key == semconv.HEADER_EVENT_ID and value:
+            event_id = value.decode("utf-8", "replace")
+        elif key == semconv.HEADER_ORIGIN and value:
+            origin = value.decode("utf-8", "replace")
+    return ScannedHeaders((trace[0], trace[1], trace[2]), event_id, origin)
 
 
 class ConsumeSpan:

@@ -129,7 +129,8 @@ class Bridge:
                     continue  # revoked between poll and here
                 consumed[partition] = consumed.get(partition, 0) + 1
                 self.watermarks[partition].consumed(offset)
-                key, header_id = scan_headers(message.headers())
+                scanned = scan_headers(message.headers())
+                key = scanned.trace_key
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
@@ -137,10 +138,11 @@ class Bridge:
                 try:
                     event = decode(
                         message.value(),
-                        header_id.decode("utf-8", "replace") if header_id else None,
+                        scanned.event_id,
                         topic=message.topic(),
                         partition=partition,
                         offset=offset,
+                        origin=scanned.origin,
                     )
                 except InvalidMessage as exc:
                     # A dead letter gets a span of its own, so the error marks only its message.

@@ -35,8 +35,16 @@ class DecodedEvent:
 
 
 def decode(
-    value: bytes | None, header_event_id: str | None, *, topic: str, partition: int, offset: int
+    value: bytes | None,
+    header_event_id: str | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    origin: str | None = None,
 ) -> DecodedEvent:
+    """The event in `value`, or InvalidMessage. `origin` ("topic-partition-offset") names where a
+    replayed message first was, so the id assigned to an event without one is stable across replays."""
     if value is None:
         raise InvalidMessage("empty message: no value")
     try:
@@ -53,7 +61,7 @@ def decode(
     event_id = event.get("event_id")
     if event_id is None:
         header_id = events.parse_event_id(header_event_id) if header_event_id else None
-        event_id = str(header_id or uuid.uuid5(_ID_NAMESPACE, f"{topic}-{partition}-{offset}"))
+        event_id = str(header_id or uuid.uuid5(_ID_NAMESPACE, origin or f"{topic}-{partition}-{offset}"))
         event["event_id"] = event_id
         text = orjson.dumps(event).decode()
     return DecodedEvent(event_id=event_id, event_type=event["type"], payload=text)

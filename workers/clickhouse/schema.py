@@ -57,6 +57,26 @@ PARTITION BY toYYYYMM(received_at)
 ORDER BY event_id{settings_clause}"""
 
 
+CANARY_TABLE = "pipeline_canary"
+QUALIFIED_CANARY_TABLE = f"{DATABASE}.{CANARY_TABLE}"
+
+
+def canary_table_ddl(*, database: str = DATABASE) -> str:
+    """One row per canary run: did a synthetic event posted at ingest arrive, and how fast."""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{CANARY_TABLE}
+(
+    event_id    UUID,
+    trace_id    FixedString(32),
+    sent_at     DateTime,
+    seconds     Float64,
+    success     UInt8,
+    error       String
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(sent_at)
+ORDER BY sent_at"""
+
+
 _migrated: set[int] = set()
 
 
@@ -64,6 +84,7 @@ def migrate(client: Client) -> None:
     """Create the database and tables if missing. Idempotent; safe from several processes at once."""
     client.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     client.execute(events_table_ddl(dedup_window=supports_dedup_token(server_version(client))))
+    client.execute(canary_table_ddl())
     _migrated.add(id(client))
 
 

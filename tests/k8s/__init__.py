@@ -1,0 +1,1 @@
+"""Tests of the Kubernetes manifests in k8s/."""

@@ -1,0 +1,439 @@
+"""The Kubernetes manifests in k8s/, checked offline.
+
+Both kustomizations build; every document validates strictly against a pinned Kubernetes API;
+every workload is probed, sized and runs non-root on a read-only root filesystem; and every
+environment variable the code reads is set on each Sentinel container by the ConfigMap or a
+Secret reference, or is listed below as deliberately left to its default, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+INSTALL_SCRIPT = K8S / "tools" / "install.sh"
+KUSTOMIZATIONS = ("base", "overlays/laptop")
+
+# The oldest Kubernetes minor still supported upstream when this was written; the manifests use
+# only APIs that are stable there (apps/v1, autoscaling/v2, policy/v1, networking.k8s.io/v1).
+KUBERNETES_VERSION = "1.35.0"
+
+SENTINEL_CONTAINERS = ("ingest", "bridge", "worker", "beat", "flower")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+CONFIGMAP = "sentinel-config"
+
+# Variables that come from a Secret: (secret, key, the Sentinel containers that get it).
+SECRET_ENV: dict[str, tuple[str, str, frozenset[str]]] = {
+    "SENTINEL_CELERY_BROKER_URL": (
+        "sentinel-rabbitmq",
+        "broker-url",
+        frozenset({"bridge", "worker", "beat", "flower"}),
+    ),
+    "SENTINEL_REDIS_URL": ("sentinel-redis", "url", frozenset({"bridge", "worker", "beat", "flower"})),
+    "SENTINEL_INGEST_TOKENS": ("sentinel-ingest", "tokens", frozenset({"ingest"})),
+    "SENTINEL_FLOWER_BASIC_AUTH": ("sentinel-flower", "basic-auth", frozenset({"flower"})),
+}
+
+# Read by the code, deliberately not set in the cluster.
+DEFAULTED: dict[str, str] = {
+    "SENTINEL_STACK_DIR": "where `sentinel stack` keeps the local services; nothing in the cluster runs them",
+    "SENTINEL_KAFKA_PORT": "only builds the default SENTINEL_KAFKA_BOOTSTRAP, which the ConfigMap sets outright",
+    "SENTINEL_KAFKA_CONTROLLER_PORT": "the local broker's controller listener; the cluster's is in server.properties",
+    "SENTINEL_CLICKHOUSE_HTTP_PORT": "the local ClickHouse's HTTP listener; the processes speak the native protocol",
+    "SENTINEL_RABBITMQ_PORT": "only builds the default broker URL, which comes whole from a Secret",
+    "SENTINEL_RABBITMQ_DIST_PORT": "the local RabbitMQ's distribution port",
+    "SENTINEL_REDIS_PORT": "only builds the default SENTINEL_REDIS_URL, which comes whole from a Secret",
+    "SENTINEL_JAEGER_OTLP_GRPC_PORT": "local Jaeger; in the cluster spans go to OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SENTINEL_JAEGER_OTLP_HTTP_PORT": "local Jaeger; in the cluster spans go to OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SENTINEL_JAEGER_QUERY_PORT": "local Jaeger's query port; the cluster has Tempo, read through Grafana",
+    "SENTINEL_JAEGER_QUERY_URL": "`sentinel trace` reads local Jaeger's API; the cluster's traces are in Tempo",
+    "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
+}
+
+# Packages deployed as processes; sentinel/stack/ only runs the local services, so it is left out.
+CODE_DIRS = ("sentinel", "ingest_app", "workers", "beat")
+SETTING = re.compile(r'\b_(str|int|float)\(\s*"([A-Z][A-Z0-9_]*)"')
+ENV_READ = re.compile(r'os\.(?:environ\.get\(|environ\[|getenv\()\s*["\']([A-Z][A-Z0-9_]*)["\']')
+
+Doc = dict[str, Any]
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kustomize() -> str:
+    """The pinned kustomize, installed into .stack/bin with `go install` when missing."""
+    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(
+            "could not install kustomize with k8s/tools/install.sh (needs Go and the Go module proxy);"
+            f" run `bash k8s/tools/install.sh` to see why.\n{result.stderr}"
+        )
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def built(kustomize: str) -> dict[str, list[Doc]]:
+    """`kustomize build` of each kustomization, as parsed documents."""
+    out: dict[str, list[Doc]] = {}
+    for name in KUSTOMIZATIONS:
+        result = subprocess.run([kustomize, "build", str(K8S / name)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"kustomize build k8s/{name} failed:\n{result.stderr}"
+        out[name] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return out
+
+
+def _all(built: dict[str, list[Doc]]) -> Iterator[tuple[str, Doc]]:
+    for name, docs in built.items():
+        for doc in docs:
+            yield name, doc
+
+
+def _workloads(built: dict[str, list[Doc]]) -> Iterator[tuple[str, Doc]]:
+    for name, doc in _all(built):
+        if doc["kind"] in WORKLOAD_KINDS:
+            yield name, doc
+
+
+def _find(docs: list[Doc], kind: str, name: str) -> Doc:
+    for doc in docs:
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"no {kind} {name}")
+
+
+def _container(docs: list[Doc], name: str) -> tuple[Doc, Doc]:
+    """(pod spec, container) of the Sentinel container `name` (its Deployment has the same name)."""
+    pod = _find(docs, "Deployment", name)["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        if container["name"] == name:
+            return pod, container
+    raise AssertionError(f"Deployment {name} has no container {name}")
+
+
+def _configmap(docs: list[Doc], generated_name: str) -> Doc:
+    """A generated ConfigMap by its generator name (kustomize appends a content hash)."""
+    found = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(generated_name + "-")]
+    assert len(found) == 1, f"expected one ConfigMap {generated_name}-<hash>, found {len(found)}"
+    return found[0]
+
+
+def test_every_kustomization_builds_the_whole_system(built: dict[str, list[Doc]]) -> None:
+    for name, docs in built.items():
+        kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+        for expected in [
+            ("Namespace", "sentinel"),
+            *[("Deployment", n) for n in (*SENTINEL_CONTAINERS, "otel-collector", "grafana")],
+            *[("StatefulSet", n) for n in ("kafka", "clickhouse", "rabbitmq", "redis", "tempo", "prometheus")],
+            ("Service", "ingest"),
+            ("Service", "flower"),
+            ("HorizontalPodAutoscaler", "ingest"),
+            ("PodDisruptionBudget", "ingest"),
+        ]:
+            assert expected in kinds, f"k8s/{name} lacks {expected}"
+        for doc in docs:
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"].get("namespace") == "sentinel", f"{doc['kind']} {doc['metadata']['name']}"
+
+
+def test_every_document_validates_strictly_against_the_pinned_kubernetes(built: dict[str, list[Doc]]) -> None:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.fail("kubernetes-validate is missing: `.venv/bin/pip install -r requirements-dev.txt`")
+    errors = []
+    for name, doc in _all(built):
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except Exception as exc:  # noqa: BLE001 - every failure is collected and reported at once
+            errors.append(f"k8s/{name} {doc['kind']}/{doc['metadata']['name']}: {exc}")
+    assert not errors, "\n".join(errors)
+
+
+# -- workloads -----------------------------------------------------------------------------------
+
+
+def test_every_container_is_sized_and_runs_non_root_on_a_read_only_root(built: dict[str, list[Doc]]) -> None:
+    for name, workload in _workloads(built):
+        pod = workload["spec"]["template"]["spec"]
+        where = f"k8s/{name} {workload['kind']}/{workload['metadata']['name']}"
+        assert pod.get("enableServiceLinks") is False, f"{where}: service links leak *_PORT variables"
+        pod_sc = pod.get("securityContext", {})
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            at = f"{where} container {container['name']}"
+            resources = container.get("resources", {})
+            for part in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    assert resources.get(part, {}).get(resource), f"{at}: no {part}.{resource}"
+            sc = container.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, f"{at}: runAsNonRoot"
+            assert sc.get("runAsUser", pod_sc.get("runAsUser", 0)) != 0, f"{at}: runs as uid 0"
+            assert sc.get("readOnlyRootFilesystem") is True, f"{at}: readOnlyRootFilesystem"
+            assert sc.get("allowPrivilegeEscalation") is False, f"{at}: allowPrivilegeEscalation"
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{at}: capabilities not dropped"
+
+
+def test_every_long_running_container_has_liveness_and_readiness_probes(built: dict[str, list[Doc]]) -> None:
+    for name, workload in _workloads(built):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            at = f"k8s/{name} {workload['metadata']['name']}/{container['name']}"
+            assert "livenessProbe" in container, f"{at}: no liveness probe"
+            assert "readinessProbe" in container, f"{at}: no readiness probe"
+
+
+def test_ingest_is_probed_on_healthz_and_readyz(built: dict[str, list[Doc]]) -> None:
+    for docs in built.values():
+        _, ingest = _container(docs, "ingest")
+        assert ingest["ports"] == [{"name": "http", "containerPort": 8080}]
+        assert ingest["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert ingest["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+def test_processes_without_a_port_are_probed_by_command(built: dict[str, list[Doc]]) -> None:
+    # bridge, worker and beat serve nothing: their liveness is an exec check of PID 1 inside the
+    # pod (k8s/base/config/scripts/alive.py), never a check of Kafka or the broker.
+    for docs in built.values():
+        for name in ("bridge", "worker", "beat"):
+            _, container = _container(docs, name)
+            assert "ports" not in container, name
+            command = container["livenessProbe"]["exec"]["command"]
+            assert command[:2] == ["python", "/opt/sentinel-k8s/alive.py"], name
+            assert "exec" in container["readinessProbe"], name
+
+
+def test_beat_runs_exactly_one_replica_and_never_two_during_a_rollout(built: dict[str, list[Doc]]) -> None:
+    for docs in built.values():
+        beat = _find(docs, "Deployment", "beat")
+        assert beat["spec"]["replicas"] == 1
+        assert beat["spec"]["strategy"] == {"type": "Recreate"}
+        assert not [
+            d for d in docs if d["kind"] == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"]["name"] == "beat"
+        ]
+
+
+def test_ingest_scales_with_an_hpa_and_keeps_one_pod_through_disruptions(built: dict[str, list[Doc]]) -> None:
+    for name, docs in built.items():
+        deployment = _find(docs, "Deployment", "ingest")
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+        hpa = _find(docs, "HorizontalPodAutoscaler", "ingest")
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "ingest"}
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        service = _find(docs, "Service", "ingest")
+        pdb = _find(docs, "PodDisruptionBudget", "ingest")
+        for selector in (service["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"]):
+            assert selector.items() <= labels.items()
+        if name == "base":
+            assert hpa["spec"]["minReplicas"] >= 2
+            assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_the_laptop_overlay_runs_one_replica_of_everything(built: dict[str, list[Doc]]) -> None:
+    docs = built["overlays/laptop"]
+    assert _find(docs, "HorizontalPodAutoscaler", "ingest")["spec"]["minReplicas"] == 1
+    for _, workload in _workloads({"laptop": docs}):
+        assert workload["spec"].get("replicas", 1) == 1, workload["metadata"]["name"]
+    assert "minAvailable" not in _find(docs, "PodDisruptionBudget", "ingest")["spec"]
+
+
+def test_dependencies_are_statefulsets_and_kafka_runs_kraft(built: dict[str, list[Doc]]) -> None:
+    for docs in built.values():
+        for name in ("kafka", "clickhouse", "rabbitmq", "redis"):
+            workload = _find(docs, "StatefulSet", name)
+            assert workload["spec"]["volumeClaimTemplates"], name
+        properties = _configmap(docs, "kafka-config")["data"]["server.properties"]
+        assert "process.roles=broker,controller" in properties
+        assert "zookeeper" not in properties
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+def _settings_types() -> dict[str, str]:
+    source = (REPO / "sentinel" / "settings.py").read_text()
+    return {name: kind for kind, name in SETTING.findall(source)}
+
+
+def _variables_the_code_reads() -> set[str]:
+    names = set(_settings_types())
+    for directory in CODE_DIRS:
+        for path in (REPO / directory).rglob("*.py"):
+            if "stack" not in path.relative_to(REPO).parts:
+                names.update(ENV_READ.findall(path.read_text()))
+    return names
+
+
+def _env_sources(pod: Doc, container: Doc, docs: list[Doc]) -> dict[str, str]:
+    """Each variable the container gets, mapped to where from: 'configmap' or 'secret:NAME/KEY'."""
+    sources: dict[str, str] = {}
+    for env_from in container.get("envFrom", []):
+        ref = env_from["configMapRef"]["name"]
+        data = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ref)["data"]
+        sources.update(dict.fromkeys(data, "configmap"))
+    for env in container.get("env", []):
+        secret = env.get("valueFrom", {}).get("secretKeyRef")
+        sources[env["name"]] = f"secret:{secret['name']}/{secret['key']}" if secret else "literal"
+    return sources
+
+
+def test_the_code_reads_no_variable_unaccounted_for() -> None:
+    read = _variables_the_code_reads()
+    assert {"SENTINEL_KAFKA_BOOTSTRAP", "SENTINEL_FLOWER_BASIC_AUTH", "PROMETHEUS_MULTIPROC_DIR"} <= read
+    stale = set(DEFAULTED) - read
+    assert not stale, f"listed as defaulted but no longer read by the code: {sorted(stale)}"
+    assert not set(DEFAULTED) & set(SECRET_ENV)
+
+
+def test_every_variable_the_code_reads_is_set_on_every_sentinel_container(built: dict[str, list[Doc]]) -> None:
+    read = _variables_the_code_reads()
+    for name, docs in built.items():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        for variable in sorted(read - set(DEFAULTED)):
+            in_configmap = variable in configmap
+            assert in_configmap != (variable in SECRET_ENV), (
+                f"{variable}: set by {'both' if in_configmap else 'neither'} the ConfigMap and a Secret;"
+                " set it once, or list it in DEFAULTED with the reason"
+            )
+        for variable in DEFAULTED:
+            assert variable not in configmap, f"{variable} is listed as defaulted but the ConfigMap sets it"
+        for container_name in SENTINEL_CONTAINERS:
+            pod, container = _container(docs, container_name)
+            sources = _env_sources(pod, container, docs)
+            at = f"k8s/{name} {container_name}"
+            assert [e["configMapRef"]["name"] for e in container["envFrom"]] == [
+                _configmap(docs, CONFIGMAP)["metadata"]["name"]
+            ], at
+            for variable in sorted(read - set(DEFAULTED)):
+                if variable in SECRET_ENV:
+                    secret, key, users = SECRET_ENV[variable]
+                    if container_name in users:
+                        assert sources.get(variable) == f"secret:{secret}/{key}", f"{at}: {variable}"
+                    else:
+                        assert variable not in sources, f"{at} needs no {variable}; keep the secret away"
+                else:
+                    assert sources.get(variable) == "configmap", f"{at}: {variable} is not from the ConfigMap"
+
+
+def test_configmap_values_parse_as_their_settings_types(built: dict[str, list[Doc]]) -> None:
+    casts = {"int": int, "float": float, "str": str}
+    for docs in built.values():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        for variable, kind in _settings_types().items():
+            if variable in configmap:
+                casts[kind](configmap[variable])
+        assert int(configmap["SENTINEL_INGEST_WORKERS"]) >= 1
+        assert int(configmap["OTEL_SPAN_LINK_COUNT_LIMIT"]) >= int(configmap["SENTINEL_CHUNK_MAX_EVENTS"])
+        assert configmap["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+
+
+def test_no_secret_is_inlined(built: dict[str, list[Doc]]) -> None:
+    credentials_in_url = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+    for name, doc in _all(built):
+        assert doc["kind"] != "Secret", f"k8s/{name} inlines Secret {doc['metadata']['name']}"
+        if doc["kind"] == "ConfigMap":
+            for key, value in doc.get("data", {}).items():
+                assert not credentials_in_url.search(value), f"k8s/{name} {doc['metadata']['name']}/{key}"
+                assert "password" not in key.lower(), f"k8s/{name} {doc['metadata']['name']}/{key}"
+
+
+def test_every_secret_referenced_is_documented(built: dict[str, list[Doc]]) -> None:
+    readme = (K8S / "README.md").read_text()
+    references = set()
+    for _, workload in _workloads(built):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            for env in container.get("env", []):
+                secret = env.get("valueFrom", {}).get("secretKeyRef")
+                if secret:
+                    references.add((secret["name"], secret["key"]))
+    assert references
+    for secret, key in sorted(references):
+        assert f"`{secret}`" in readme and f"`{key}`" in readme, (
+            f"k8s/README.md does not say how to make {secret}/{key}"
+        )
+
+
+def test_every_configmap_a_pod_uses_is_built(built: dict[str, list[Doc]]) -> None:
+    for name, docs in built.items():
+        present = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+        for _, workload in _workloads({name: docs}):
+            pod = workload["spec"]["template"]["spec"]
+            used = {v["configMap"]["name"] for v in pod.get("volumes", []) if "configMap" in v}
+            for container in pod.get("initContainers", []) + pod["containers"]:
+                used |= {e["configMapRef"]["name"] for e in container.get("envFrom", [])}
+                used |= {
+                    e["valueFrom"]["configMapKeyRef"]["name"]
+                    for e in container.get("env", [])
+                    if "configMapKeyRef" in e.get("valueFrom", {})
+                }
+            assert used <= present, f"k8s/{name} {workload['metadata']['name']}: missing {used - present}"
+
+
+def test_sentinel_containers_write_only_to_mounted_volumes(built: dict[str, list[Doc]]) -> None:
+    for docs in built.values():
+        multiproc = _configmap(docs, CONFIGMAP)["data"]["PROMETHEUS_MULTIPROC_DIR"]
+        for name in SENTINEL_CONTAINERS:
+            pod, container = _container(docs, name)
+            writable = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get("/tmp") in writable, f"{name}: /tmp is not a writable volume"
+            assert mounts.get(multiproc) in writable, f"{name}: {multiproc} is not a writable volume"
+
+
+# -- telemetry -----------------------------------------------------------------------------------
+
+
+def test_the_collector_tail_samples_errors_and_slow_traces_into_tempo() -> None:
+    config = yaml.safe_load((K8S / "base" / "config" / "otel-collector.yaml").read_text())
+    pipeline = config["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    assert "tail_sampling" in pipeline["processors"] and pipeline["processors"][-1] == "batch"
+    policies = {p["type"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    assert "threshold_ms" in policies["latency"]["latency"]
+    exporter = config["exporters"][pipeline["exporters"][0]]
+    assert exporter["endpoint"] == "tempo:4317"
+
+
+def _metric_names() -> dict[str, str]:
+    source = (REPO / "sentinel" / "metrics.py").read_text()
+    return {name: kind for kind, name in re.findall(r'\b(Counter|Gauge|Histogram)\(\s*"(sentinel_\w+)"', source)}
+
+
+def test_the_dashboard_shows_every_sentinel_metric_and_no_unknown_one() -> None:
+    dashboard = json.loads((K8S / "base" / "config" / "grafana" / "sentinel-pipeline.json").read_text())
+    exprs = " ".join(t.get("expr", "") for p in dashboard["panels"] for t in p.get("targets", []))
+    exported = set()
+    for name, kind in _metric_names().items():
+        series = {"Counter": [f"{name}_total"], "Gauge": [name], "Histogram": [f"{name}_bucket"]}[kind]
+        exported |= {name + suffix for suffix in ("", "_total", "_bucket", "_sum", "_count")}
+        for expected in series:
+            assert re.search(rf"\b{expected}\b", exprs), f"the dashboard does not show {expected}"
+    shown = set(re.findall(r"\bsentinel_\w+", exprs))
+    assert shown <= exported, f"the dashboard queries metrics nobody exports: {shown - exported}"
+
+
+def test_grafana_links_traces_to_rows_and_rows_to_traces() -> None:
+    text = (K8S / "base" / "config" / "grafana" / "datasources.yaml").read_text()
+    # Grafana expands $NAME in provisioning files: its own link variables must be written $$.
+    single = {m for m in re.findall(r"(?<!\$)\$(?!\$)\{?([\w.]+)", text)}
+    assert single == {"CLICKHOUSE_GRAFANA_PASSWORD"}, f"unescaped $ in datasources.yaml: {single}"
+    sources = {d["uid"]: d for d in yaml.safe_load(text)["datasources"]}
+    tempo, clickhouse = sources["tempo"], sources["clickhouse"]
+    assert clickhouse["type"] == "grafana-clickhouse-datasource"
+    assert tempo["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "clickhouse"
+    to_rows = [c for c in tempo["correlations"] if c["targetUID"] == "clickhouse"]
+    assert to_rows and "trace_id" in to_rows[0]["config"]["target"]["rawSql"]
+    to_traces = {c["config"]["field"] for c in clickhouse["correlations"] if c["targetUID"] == "tempo"}
+    assert "trace_id" in to_traces
