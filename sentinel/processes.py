@@ -8,6 +8,7 @@ newcomer runs is what is tested.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -166,8 +167,22 @@ class Flower(AppProcess):
     def port(self) -> int:  # type: ignore[override]
         return settings.FLOWER_PORT
 
+    @property
+    def auth_path(self) -> Path:
+        return self.home / "basic_auth"
+
+    def credentials(self) -> str:
+        """`user:password` from SENTINEL_FLOWER_BASIC_AUTH, else one generated once and kept (0600)."""
+        if settings.FLOWER_BASIC_AUTH:
+            return settings.FLOWER_BASIC_AUTH
+        if not self.auth_path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.auth_path.touch(mode=0o600)
+            self.auth_path.write_text(f"sentinel:{secrets.token_urlsafe(18)}")
+        return self.auth_path.read_text().strip()
+
     def argv(self) -> list[str]:
-        argv = [
+        return [
             str(VENV_BIN / "celery"),
             "-A",
             "workers.celery_app",
@@ -175,13 +190,20 @@ class Flower(AppProcess):
             f"--address={settings.HOST}",
             f"--port={settings.FLOWER_PORT}",
         ]
-        auth = os.environ.get("SENTINEL_FLOWER_BASIC_AUTH")
-        if auth:
-            argv.append(f"--basic-auth={auth}")
-        return argv
+
+    def env(self) -> dict[str, str]:
+        # Through Flower's own environment variable, not argv, so the password is not in `ps`.
+        return process_env(FLOWER_BASIC_AUTH=self.credentials())
 
     def addresses(self) -> dict[str, str]:
-        return {"ui": f"http://{settings.HOST}:{settings.FLOWER_PORT}", "log": str(self.log_path)}
+        user = self.credentials().split(":", 1)[0]
+        where = "SENTINEL_FLOWER_BASIC_AUTH" if settings.FLOWER_BASIC_AUTH else str(self.auth_path)
+        return {
+            "ui": f"http://{settings.HOST}:{settings.FLOWER_PORT}",
+            "user": user,
+            "password": f"in {where}",
+            "log": str(self.log_path),
+        }
 
 
 PROCESSES: tuple[AppProcess, ...] = (Worker(), Bridge(), Ingest(), Beat(), Flower())

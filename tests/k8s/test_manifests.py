@@ -46,6 +46,7 @@ SECRET_ENV: dict[str, tuple[str, str, frozenset[str]]] = {
 # Read by the code, deliberately not set in the cluster.
 DEFAULTED: dict[str, str] = {
     "SENTINEL_STACK_DIR": "where `sentinel stack` keeps the local services; nothing in the cluster runs them",
+    "SENTINEL_PORT_OFFSET": "shifts the local stack's default ports; the cluster sets each port and address it uses",
     "SENTINEL_KAFKA_PORT": "only builds the default SENTINEL_KAFKA_BOOTSTRAP, which the ConfigMap sets outright",
     "SENTINEL_KAFKA_CONTROLLER_PORT": "the local broker's controller listener; the cluster's is in server.properties",
     "SENTINEL_CLICKHOUSE_HTTP_PORT": "the local ClickHouse's HTTP listener; the processes speak the native protocol",
@@ -56,13 +57,15 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_JAEGER_OTLP_HTTP_PORT": "local Jaeger; in the cluster spans go to OTEL_EXPORTER_OTLP_ENDPOINT",
     "SENTINEL_JAEGER_QUERY_PORT": "local Jaeger's query port; the cluster has Tempo, read through Grafana",
     "SENTINEL_JAEGER_QUERY_URL": "`sentinel trace` reads local Jaeger's API; the cluster's traces are in Tempo",
+    "SENTINEL_JAEGER_GRPC_QUERY_PORT": "local Jaeger's gRPC query port; the cluster has Tempo",
+    "SENTINEL_JAEGER_HEALTH_PORT": "local Jaeger's health port; the cluster has Tempo",
     "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
 }
 
 # Packages deployed as processes; sentinel/stack/ only runs the local services, so it is left out.
 CODE_DIRS = ("sentinel", "ingest_app", "workers", "beat")
-SETTING = re.compile(r'\b_(str|int|float)\(\s*"([A-Z][A-Z0-9_]*)"')
+SETTING = re.compile(r'\b_(str|int|float|port)\(\s*"([A-Z][A-Z0-9_]*)"')
 ENV_READ = re.compile(r'os\.(?:environ\.get\(|environ\[|getenv\()\s*["\']([A-Z][A-Z0-9_]*)["\']')
 
 Doc = dict[str, Any]
@@ -201,16 +204,37 @@ def test_ingest_is_probed_on_healthz_and_readyz(built: dict[str, list[Doc]]) -> 
         assert ingest["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
 
 
-def test_processes_without_a_port_are_probed_by_command(built: dict[str, list[Doc]]) -> None:
-    # bridge, worker and beat serve nothing: their liveness is an exec check of PID 1 inside the
-    # pod (k8s/base/config/scripts/alive.py), never a check of Kafka or the broker.
+def test_bridge_worker_and_beat_are_probed_on_their_metrics_port(built: dict[str, list[Doc]]) -> None:
+    # They serve no API, only /metrics from a thread of the process: liveness asks that, which
+    # needs nothing outside the pod, so a Kafka or broker outage never restarts them. The worker's
+    # readiness also pings it through the broker (an exec probe), so a rollout waits for consumers.
     for docs in built.values():
         for name in ("bridge", "worker", "beat"):
             _, container = _container(docs, name)
-            assert "ports" not in container, name
-            command = container["livenessProbe"]["exec"]["command"]
-            assert command[:2] == ["python", "/opt/sentinel-k8s/alive.py"], name
-            assert "exec" in container["readinessProbe"], name
+            assert [p["name"] for p in container["ports"]] == ["metrics"], name
+            assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}, name
+        _, worker = _container(docs, "worker")
+        assert "inspect ping" in " ".join(worker["readinessProbe"]["exec"]["command"])
+
+
+def test_ports_agree_with_the_configmap(built: dict[str, list[Doc]]) -> None:
+    for docs in built.values():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        expected = {
+            "ingest": ("http", "SENTINEL_INGEST_PORT"),
+            "flower": ("http", "SENTINEL_FLOWER_PORT"),
+            "bridge": ("metrics", "SENTINEL_BRIDGE_METRICS_PORT"),
+            "worker": ("metrics", "SENTINEL_WORKER_METRICS_PORT"),
+            "beat": ("metrics", "SENTINEL_BEAT_METRICS_PORT"),
+        }
+        for name, (port_name, variable) in expected.items():
+            _, container = _container(docs, name)
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports[port_name] == int(configmap[variable]), f"{name}: {variable}"
+            annotations = _find(docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true", name
+            assert annotations["prometheus.io/port"] == configmap[variable], name
+        assert configmap["SENTINEL_HOST"] == "0.0.0.0", "servers must listen beyond loopback in a pod"
 
 
 def test_beat_runs_exactly_one_replica_and_never_two_during_a_rollout(built: dict[str, list[Doc]]) -> None:
@@ -274,7 +298,7 @@ def _variables_the_code_reads() -> set[str]:
     return names
 
 
-def _env_sources(pod: Doc, container: Doc, docs: list[Doc]) -> dict[str, str]:
+def _env_sources(container: Doc, docs: list[Doc]) -> dict[str, str]:
     """Each variable the container gets, mapped to where from: 'configmap' or 'secret:NAME/KEY'."""
     sources: dict[str, str] = {}
     for env_from in container.get("envFrom", []):
@@ -302,14 +326,14 @@ def test_every_variable_the_code_reads_is_set_on_every_sentinel_container(built:
         for variable in sorted(read - set(DEFAULTED)):
             in_configmap = variable in configmap
             assert in_configmap != (variable in SECRET_ENV), (
-                f"{variable}: set by {'both' if in_configmap else 'neither'} the ConfigMap and a Secret;"
-                " set it once, or list it in DEFAULTED with the reason"
+                f"{variable}: set by {'both the ConfigMap and' if in_configmap else 'neither the ConfigMap nor'}"
+                " a Secret; set it once, or list it in DEFAULTED with the reason"
             )
         for variable in DEFAULTED:
             assert variable not in configmap, f"{variable} is listed as defaulted but the ConfigMap sets it"
         for container_name in SENTINEL_CONTAINERS:
-            pod, container = _container(docs, container_name)
-            sources = _env_sources(pod, container, docs)
+            _, container = _container(docs, container_name)
+            sources = _env_sources(container, docs)
             at = f"k8s/{name} {container_name}"
             assert [e["configMapRef"]["name"] for e in container["envFrom"]] == [
                 _configmap(docs, CONFIGMAP)["metadata"]["name"]
@@ -326,7 +350,7 @@ def test_every_variable_the_code_reads_is_set_on_every_sentinel_container(built:
 
 
 def test_configmap_values_parse_as_their_settings_types(built: dict[str, list[Doc]]) -> None:
-    casts = {"int": int, "float": float, "str": str}
+    casts = {"int": int, "port": int, "float": float, "str": str}
     for docs in built.values():
         configmap = _configmap(docs, CONFIGMAP)["data"]
         for variable, kind in _settings_types().items():
@@ -427,7 +451,8 @@ def test_the_dashboard_shows_every_sentinel_metric_and_no_unknown_one() -> None:
 def test_grafana_links_traces_to_rows_and_rows_to_traces() -> None:
     text = (K8S / "base" / "config" / "grafana" / "datasources.yaml").read_text()
     # Grafana expands $NAME in provisioning files: its own link variables must be written $$.
-    single = {m for m in re.findall(r"(?<!\$)\$(?!\$)\{?([\w.]+)", text)}
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    single = set(re.findall(r"(?<!\$)\$(?!\$)\{?([\w.]+)", "\n".join(lines)))
     assert single == {"CLICKHOUSE_GRAFANA_PASSWORD"}, f"unescaped $ in datasources.yaml: {single}"
     sources = {d["uid"]: d for d in yaml.safe_load(text)["datasources"]}
     tempo, clickhouse = sources["tempo"], sources["clickhouse"]

@@ -1,0 +1,94 @@
+"""Run ingest, bridge and worker under one tracing configuration at a time, and put things back after.
+
+A tracing configuration is nothing but the OTel SDK's own environment variables: `processes.up()`
+builds each process's environment from `os.environ` at start, so the harness sets the variables,
+restarts the three processes, and they come up configured. Beat and Flower are left alone (they are
+not on the path of an event).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from sentinel import processes
+
+ROLES = ("ingest", "bridge", "worker")
+
+# Names used as JSON keys in the report.
+TRACING_OFF = "tracing_off"
+SAMPLED_100 = "sampled_100"
+SAMPLED_10 = "sampled_10"
+
+TRACING_CONFIGS: dict[str, dict[str, str]] = {
+    TRACING_OFF: {"OTEL_SDK_DISABLED": "true"},
+    # Exported to Jaeger at the endpoint processes.process_env() sets by default.
+    SAMPLED_100: {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+    SAMPLED_10: {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}
+_TRACING_KEYS = ("OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
+
+
+class Pipeline:
+    """The three pipeline processes; remembers how it found them so `restore()` can put them back."""
+
+    def __init__(self) -> None:
+        self._saved_env = {key: os.environ.get(key) for key in _TRACING_KEYS}
+        self._was_running = {role: processes.get(role).pid() is not None for role in ROLES}
+        self.tracing: str | None = None
+
+    def pid(self, role: str) -> int | None:
+        return processes.get(role).pid()
+
+    def start(self, tracing: str) -> float:
+        """(Re)start ingest, bridge and worker with `tracing`; returns seconds taken. Raises ServiceError."""
+        started = time.monotonic()
+        self._set_env(TRACING_CONFIGS[tracing])
+        self.stop()
+        _together([processes.get(role).up for role in ("worker", "bridge", "ingest")])
+        self.tracing = tracing
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        # Ingest first (no new events), the bridge next (it settles in-flight chunks with the
+        # worker still there), the worker last.
+        _together([processes.get("ingest").down, processes.get("bridge").down])
+        processes.get("worker").down()
+        self.tracing = None
+
+    def restore(self) -> None:
+        """Restart with the environment found at start what was running then; stop the rest."""
+        self._set_env(self._saved_env)
+        self.stop()
+        wanted = [processes.get(role).up for role in ("worker", "bridge", "ingest") if self._was_running[role]]
+        _together(wanted)
+
+    @staticmethod
+    def _set_env(values: dict[str, str] | dict[str, str | None]) -> None:
+        for key in _TRACING_KEYS:
+            value = values.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _together(calls: list[Callable[[], object]]) -> None:
+    """Run blocking start/stop calls in parallel threads; re-raise the first failure."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
