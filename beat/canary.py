@@ -16,6 +16,7 @@ import requests
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ingest_app.auth import parse_tokens
 from sentinel import metrics, settings
 from sentinel.telemetry import tracer
 from workers.clickhouse.client import get_client
@@ -59,6 +60,9 @@ def run_canary(*, timeout_s: float = settings.CANARY_TIMEOUT_S, ingest_url: str 
         context = span.get_span_context()
         trace_id = f"{context.trace_id:032x}"
         headers = {"Content-Type": "application/json"}
+        tokens = parse_tokens(settings.INGEST_TOKENS)
+        if tokens:  # the canary goes through the front door like any client
+            headers["Authorization"] = f"Bearer {tokens[0].decode()}"
         propagate.inject(headers)
         try:
             response = requests.post(

@@ -87,7 +87,9 @@ def produce(n: int, event_type: str) -> None:
         value = event_value(event_type, seq, event_id)
         while True:
             try:
-                producer.produce(settings.EVENTS_TOPIC, value=value, key=session, headers=headers, on_delivery=on_delivery)
+                producer.produce(
+                    settings.EVENTS_TOPIC, value=value, key=session, headers=headers, on_delivery=on_delivery
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -176,7 +178,9 @@ def _run_direct(start: dict[int, int], end: dict[int, int], event_type: str, tim
             proc.terminate()
     if kind != "done":
         raise RuntimeError(f"direct baseline consumer failed: {payload}")
-    stored = client.execute(f"SELECT uniqExact(event_id) FROM {DIRECT_TABLE} WHERE event_type = %(t)s", {"t": event_type})
+    stored = client.execute(
+        f"SELECT uniqExact(event_id) FROM {DIRECT_TABLE} WHERE event_type = %(t)s", {"t": event_type}
+    )
     expected = sum(end[p] - start[p] for p in end)
     if stored[0][0] != expected:
         raise RuntimeError(f"direct baseline stored {stored[0][0]} of {expected} events")

@@ -152,10 +152,10 @@ def merge_results(partials: list[dict[str, Any]]) -> LoadResult:
         total.late_requests += part["late_requests"]
         for status, count in part["statuses"].items():
             total.statuses[status] = total.statuses.get(status, 0) + count
-        if part["first_send"] is not None:
-            total.first_send = part["first_send"] if total.first_send is None else min(total.first_send, part["first_send"])
-        if part["last_done"] is not None:
-            total.last_done = part["last_done"] if total.last_done is None else max(total.last_done, part["last_done"])
+        firsts = [t for t in (total.first_send, part["first_send"]) if t is not None]
+        lasts = [t for t in (total.last_done, part["last_done"]) if t is not None]
+        total.first_send = min(firsts) if firsts else None
+        total.last_done = max(lasts) if lasts else None
         lags.extend(part["lags_ms"])
     if lags:
         lags.sort()
@@ -261,7 +261,8 @@ def _drive(spec: LoadSpec, index: int, probes: Any, t0: float) -> dict[str, Any]
                 break
         request_no += 1
         body, ids = bodies.build(count)
-        mine = [(due, ids[i]) for i in range(count) if spec.probe_every and (out["events_sent"] + i) % spec.probe_every == 0]
+        every, sent = spec.probe_every, out["events_sent"]
+        mine = [(due, ids[i]) for i in range(count) if every and (sent + i) % every == 0]
         if spec.rate_eps and mine and probes is not None:
             probes.put((PROBE, mine))  # before the POST: the row may be visible before we read the 202
         sent_at = time.monotonic()

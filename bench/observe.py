@@ -59,7 +59,12 @@ class ProbeWatcher:
     """
 
     def __init__(
-        self, probes: Any, *, interval_s: float = 0.02, table: str = QUALIFIED_EVENTS_TABLE, client: Client | None = None
+        self,
+        probes: Any,
+        *,
+        interval_s: float = 0.02,
+        table: str = QUALIFIED_EVENTS_TABLE,
+        client: Client | None = None,
     ) -> None:
         self._probes = probes
         self.interval_s = interval_s

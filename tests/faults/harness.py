@@ -199,18 +199,18 @@ class OffsetSampler(threading.Thread):
         self.interval_s = interval_s
         self.samples: list[Sample] = []
         self.unreadable = 0  # snapshots lost to the fault itself (Kafka or ClickHouse away)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
 
     def run(self) -> None:
         reader = group_reader()
-        client = new_client(send_receive_timeout=10)
+        client = new_client()
         started = time.monotonic()
         try:
-            while not self._stop.wait(self.interval_s):
+            while not self._halt.wait(self.interval_s):
                 try:
                     committed = committed_offsets(reader)
                     stored = self._stored_below(client, committed)

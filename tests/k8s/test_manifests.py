@@ -39,8 +39,11 @@ SECRET_ENV: dict[str, tuple[str, str, frozenset[str]]] = {
         frozenset({"bridge", "worker", "beat", "flower"}),
     ),
     "SENTINEL_REDIS_URL": ("sentinel-redis", "url", frozenset({"bridge", "worker", "beat", "flower"})),
-    "SENTINEL_INGEST_TOKENS": ("sentinel-ingest", "tokens", frozenset({"ingest"})),
+    # ingest checks the tokens; the worker runs the canary, which posts with the first one.
+    "SENTINEL_INGEST_TOKENS": ("sentinel-ingest", "tokens", frozenset({"ingest", "worker"})),
     "SENTINEL_FLOWER_BASIC_AUTH": ("sentinel-flower", "basic-auth", frozenset({"flower"})),
+    # Only the worker connects to ClickHouse (inserts, migrations, the canary's lookups).
+    "SENTINEL_CLICKHOUSE_PASSWORD": ("sentinel-clickhouse", "sentinel-password", frozenset({"worker"})),
 }
 
 # Read by the code, deliberately not set in the cluster.

@@ -23,9 +23,9 @@ from typing import Any
 
 import requests
 from clickhouse_driver import Client
+from confluent_kafka import Consumer, Producer, TopicPartition
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from confluent_kafka import Consumer, Producer, TopicPartition
 
 from sentinel import processes, semconv, settings
 from tests.e2e.helpers import committed_offsets, group_reader

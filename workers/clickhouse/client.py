@@ -14,7 +14,13 @@ _pid = 0
 
 def new_client(**kwargs: object) -> Client:
     return Client(
-        settings.CLICKHOUSE_HOST, port=settings.CLICKHOUSE_PORT, connect_timeout=5, send_receive_timeout=60, **kwargs
+        settings.CLICKHOUSE_HOST,
+        port=settings.CLICKHOUSE_PORT,
+        user=settings.CLICKHOUSE_USER,
+        password=settings.CLICKHOUSE_PASSWORD,
+        connect_timeout=5,
+        send_receive_timeout=60,
+        **kwargs,
     )
 
 

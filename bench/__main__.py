@@ -1,0 +1,267 @@
+"""`python -m bench [--quick] [--out DIR] [--scenarios ...] [--tracing ...]`: benchmark the pipeline.
+
+Brings up the services (reusing running ones) of the stack that SENTINEL_PORT_OFFSET and
+SENTINEL_STACK_DIR select, then for each tracing configuration restarts ingest, bridge and worker and
+runs the scenarios that need it; prints one JSON document on stdout (progress goes to stderr) and
+writes it, with a PNG chart, to the output folder. Ingest, bridge and worker are put back as found.
+See docs/performance.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+SCENARIOS = ("batched", "single", "latency", "celery_hop")
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.pipeline import TRACING_CONFIGS
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts: the whole run takes under 2 minutes")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--scenarios",
+        type=_names(SCENARIOS),
+        default=SCENARIOS,
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--tracing",
+        type=_names(tuple(TRACING_CONFIGS)),
+        default=tuple(TRACING_CONFIGS),
+        help=f"comma-separated subset of {','.join(TRACING_CONFIGS)} for the throughput scenarios (default: all)",
+    )
+    parser.add_argument("--load-procs", type=int, default=None, help="load generator processes (default 4)")
+    return parser
+
+
+def _names(allowed: tuple[str, ...]) -> Any:
+    def parse(raw: str) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in raw.split(",") if n.strip())
+        unknown = [n for n in names if n not in allowed]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}; got {raw!r}")
+        return names
+
+    return parse
+
+
+def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """(tracing config, scenarios run under it), in run order.
+
+    Throughput runs under every chosen config; the Celery hop under tracing off (the baseline has no
+    tracing either) and latency under 100% sampling (the production setting), each falling back to
+    the first chosen config. Tracing off first and 100% last: each needs one restart.
+    """
+    from bench.pipeline import SAMPLED_10, SAMPLED_100, TRACING_OFF
+
+    order = [t for t in (TRACING_OFF, SAMPLED_10, SAMPLED_100) if t in tracing]
+    hop_under = TRACING_OFF if TRACING_OFF in order else order[0]
+    latency_under = SAMPLED_100 if SAMPLED_100 in order else order[0]
+    steps = []
+    for config in order:
+        todo = [s for s in ("batched", "single") if s in scenarios]
+        if "celery_hop" in scenarios and config == hop_under:
+            todo.append("celery_hop")
+        if "latency" in scenarios and config == latency_under:
+            todo.append("latency")
+        if todo:
+            steps.append((config, todo))
+    return steps
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "cpu_model": None,
+        "memory_gb": None,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported here: the stack and the pipeline read settings from the environment at import.
+    from bench import direct, report
+    from bench.observe import Offsets
+    from bench.pipeline import ROLES, Pipeline
+    from bench.rss import PeakRss
+    from bench.scenarios import FULL, QUICK, Scenarios, log, sizes_dict
+    from sentinel import settings, stack
+    from workers.clickhouse.client import new_client, server_version
+    from workers.clickhouse.schema import migrate
+
+    started = time.monotonic()
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
+    sizes = QUICK if args.quick else FULL
+    if args.load_procs:
+        sizes = type(sizes)(**{**sizes_dict(sizes), "load_procs": args.load_procs})
+    steps = plan(args.scenarios, args.tracing)
+    log(f"run {run_id} ({'quick' if args.quick else 'full'}) on stack {settings.STACK_DIR}: {steps}")
+
+    stack.up(echo=False)
+    client = new_client()
+    migrate(client)
+    machine = machine_info()
+    machine["clickhouse_version"] = ".".join(map(str, server_version(client)))
+    offsets = Offsets()
+    pipeline = Pipeline()
+    peaks = PeakRss()
+    scenarios = Scenarios(run_id, sizes, settings.INGEST_URL, offsets)
+
+    throughput: dict[str, dict[str, float | None]] = {}
+    latency: dict[str, dict[str, float | None]] = {}
+    celery_hop: dict[str, Any] | None = None
+    details: dict[str, Any] = {
+        "throughput": {},
+        "latency": {},
+        "restarts_s": {},
+        "warmup": {},
+        "span_drop_warnings": {},
+    }
+    errors: list[str] = []
+
+    def sample_rss() -> None:
+        peaks.sample({role: pipeline.pid(role) for role in ROLES})
+
+    def attempt(name: str, call: Any) -> Any:
+        try:
+            result = call()
+        except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
+            log(f"{name} FAILED: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            result = None
+        sample_rss()
+        return result
+
+    try:
+        for tracing, todo in steps:
+            log(f"restarting ingest, bridge, worker with {tracing}")
+            details["restarts_s"][tracing] = round(pipeline.start(tracing), 2)
+            details["warmup"][tracing] = attempt(f"warmup/{tracing}", lambda t=tracing: scenarios.warmup(t))
+            for scenario in todo:
+                if scenario in ("batched", "single"):
+                    mode = "batched_100" if scenario == "batched" else "single_event"
+                    result = attempt(f"{mode}/{tracing}", lambda m=mode, t=tracing: scenarios.throughput(m, t))
+                    throughput.setdefault(mode, {})[tracing] = result["eps"] if result else None
+                    details["throughput"].setdefault(mode, {})[tracing] = result
+                elif scenario == "latency":
+                    for rate in (500, 2000, 5000):
+                        result = attempt(f"latency/{rate}", lambda r=rate: scenarios.latency(r))
+                        latency[str(rate)] = result or {}
+                        details["latency"][str(rate)] = {"tracing": tracing, **(result or {})}
+                elif scenario == "celery_hop":
+                    log(f"celery hop: {sizes.celery_hop_events:,} events, direct baseline then pipeline ({tracing})")
+                    celery_hop = attempt(
+                        "celery_hop",
+                        lambda: direct.run(
+                            offsets,
+                            sizes.celery_hop_events,
+                            scenarios.event_type("celery_hop"),
+                            drain_timeout_s=sizes.drain_timeout_s,
+                            timeout_s=sizes.visible_timeout_s,
+                        ),
+                    )
+                    if celery_hop:
+                        celery_hop["pipeline_tracing"] = tracing
+                        log(
+                            f"celery hop: direct {celery_hop['direct_eps']:,.0f}/s, pipeline "
+                            f"{celery_hop['pipeline_eps']:,.0f}/s, ratio {celery_hop['ratio']}"
+                        )
+            details["span_drop_warnings"][tracing] = _span_drop_warnings()
+    finally:
+        log("restoring ingest, bridge, worker as found")
+        try:
+            pipeline.restore()
+        except Exception as exc:  # noqa: BLE001 - the figures are still worth printing
+            errors.append(f"restore: {exc}")
+
+    machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    config = {
+        "run_id": run_id,
+        "mode": "quick" if args.quick else "full",
+        "scenarios": list(args.scenarios),
+        "tracing_configs": list(args.tracing),
+        "sizes": sizes_dict(sizes),
+        "events_per_batched_post": 100,
+        "latency_post_size": 100,
+        "latency_tracing": next((t for t, todo in steps if "latency" in todo), None),
+        "probe_every": {"latency": 10, "batched_100": 100, "single_event": 10},
+        "stack_dir": str(settings.STACK_DIR),
+        "port_offset": settings.PORT_OFFSET,
+        "ingest_url": settings.INGEST_URL,
+        "ingest_workers": int(os.environ.get("SENTINEL_INGEST_WORKERS", "2")),
+        "worker_concurrency": settings.WORKER_CONCURRENCY,
+        "topic_partitions": len(offsets.partitions()),
+        "chunk_max_events": settings.CHUNK_MAX_EVENTS,
+        "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
+        "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
+    }
+    document = report.build_document(
+        machine=machine,
+        config=config,
+        throughput=throughput,
+        latency=latency,
+        celery_hop=celery_hop,
+        peak_rss=peaks.summary_mb(),
+        duration_s=time.monotonic() - started,
+        details=details,
+        errors=errors,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"bench-{run_id}.json"
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    try:
+        png = report.write_chart(document, json_path.with_suffix(".png"))
+        log(f"wrote {json_path} and {png}")
+    except Exception as exc:  # noqa: BLE001 - the JSON is the result; the chart is a view of it
+        errors.append(f"chart: {exc}")
+        log(f"wrote {json_path}; chart failed: {exc}")
+    print(json.dumps(document, indent=2))
+    return 1 if errors else 0
+
+
+def _span_drop_warnings() -> dict[str, int]:
+    """Lines where the OTel SDK said it dropped spans (its queue was full), per role's current log.
+
+    The SDK logs this once per repeated burst, so a count above zero means spans were lost, not how many.
+    """
+    from sentinel import processes
+
+    out = {}
+    for role in ("ingest", "bridge", "worker"):
+        try:
+            text = processes.get(role).log_path.read_text(errors="replace")
+        except OSError:
+            continue
+        out[role] = text.count("Queue full, dropping")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The benchmark's output: one JSON document with stable keys, the targets it is judged by, a PNG chart.
+
+Pure functions over plain data, so the document's shape is tested without services
+(tests/bench/test_report.py). A figure that was not measured (a scenario left out with --scenarios,
+or one that failed) is null, and a target whose figure is null has `"met": null`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+POST_MODES = ("batched_100", "single_event")
+TRACING = ("tracing_off", "sampled_100", "sampled_10")
+LATENCY_RATES = (500, 2000, 5000)
+ROLES = ("ingest", "bridge", "worker")
+PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    path: tuple[str, ...]  # where the measured figure is in the document
+    op: str  # ">=" or "<="
+    target: float
+
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "batched_throughput_eps",
+        "events/s end to end, 100 events per POST, tracing on (100% sampling)",
+        ("throughput_eps", "batched_100", "sampled_100"),
+        ">=",
+        20_000,
+    ),
+    Target(
+        "single_event_throughput_eps",
+        "events/s end to end, one event per POST, tracing on (100% sampling)",
+        ("throughput_eps", "single_event", "sampled_100"),
+        ">=",
+        2_000,
+    ),
+    Target(
+        "tracing_100_ratio",
+        "batched throughput at 100% sampling / tracing off",
+        ("tracing_cost_ratio", "sampled_100"),
+        ">=",
+        0.70,
+    ),
+    Target(
+        "tracing_10_ratio",
+        "batched throughput at 10% parent-based sampling / tracing off",
+        ("tracing_cost_ratio", "sampled_10"),
+        ">=",
+        0.90,
+    ),
+    Target(
+        "celery_hop_ratio",
+        "pipeline events/s / direct baseline events/s",
+        ("celery_hop", "ratio"),
+        ">=",
+        0.60,
+    ),
+    Target(
+        "latency_p99_ms_at_2000",
+        "p99 POST-to-row latency at 2,000 events/s offered, ms",
+        ("latency_ms", "2000", "p99"),
+        "<=",
+        1_000,
+    ),
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation between closest ranks (numpy's default).
+
+    None for no values. Raises ValueError for q outside 0..100.
+    """
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, not {q}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_summary(latencies_s: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99 in milliseconds (rounded to 0.1 ms), null when there are no samples."""
+    out: dict[str, float | None] = {}
+    for key, q in PERCENTILES:
+        value = percentile(latencies_s, q)
+        out[key] = None if value is None else round(value * 1000.0, 1)
+    return out
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def evaluate_targets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with its measured figure and whether it is met (null when not measured)."""
+    out = {}
+    for target in TARGETS:
+        measured: Any = document
+        for key in target.path:
+            measured = measured.get(key) if isinstance(measured, dict) else None
+        met = None
+        if isinstance(measured, int | float):
+            met = measured >= target.target if target.op == ">=" else measured <= target.target
+        out[target.name] = {
+            "target": target.target,
+            "op": target.op,
+            "measured": measured,
+            "met": met,
+            "what": target.description,
+        }
+    return out
+
+
+def build_document(
+    *,
+    machine: dict[str, Any],
+    config: dict[str, Any],
+    throughput: dict[str, dict[str, float | None]],
+    latency: dict[str, dict[str, float | None]],
+    celery_hop: dict[str, Any] | None,
+    peak_rss: dict[str, dict[str, float | int]],
+    duration_s: float,
+    details: dict[str, Any] | None = None,
+    errors: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The JSON document. Every key is present whatever was measured; missing figures are null.
+
+    throughput: post mode -> tracing config -> events/s; latency: str(rate) -> percentile -> ms;
+    celery_hop: at least direct_eps, pipeline_eps, ratio; peak_rss: role -> figures in MiB.
+    """
+    throughput_eps = {mode: {t: throughput.get(mode, {}).get(t) for t in TRACING} for mode in POST_MODES}
+    batched = throughput_eps["batched_100"]
+    hop = {"direct_eps": None, "pipeline_eps": None, "ratio": None, **(celery_hop or {})}
+    empty_rss = {"max_process_mb": None, "tree_sum_mb": None, "processes": None}
+    document: dict[str, Any] = {
+        "machine": machine,
+        "config": config,
+        "throughput_eps": throughput_eps,
+        "tracing_cost_ratio": {
+            "sampled_100": ratio(batched["sampled_100"], batched["tracing_off"]),
+            "sampled_10": ratio(batched["sampled_10"], batched["tracing_off"]),
+        },
+        "latency_ms": {
+            str(rate): {key: latency.get(str(rate), {}).get(key) for key, _ in PERCENTILES} for rate in LATENCY_RATES
+        },
+        "celery_hop": hop,
+        "peak_rss_mb": {role: {**empty_rss, **peak_rss.get(role, {})} for role in ROLES},
+    }
+    document["targets"] = evaluate_targets(document)
+    document["duration_s"] = round(duration_s, 1)
+    document["details"] = details or {}
+    document["errors"] = list(errors)
+    return document
+
+
+def write_chart(document: dict[str, Any], path: Path) -> Path:
+    """Draw throughput per post mode and tracing config, latency percentiles per offered rate,
+    the Celery hop and peak RSS into a PNG at `path`. Unmeasured figures are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    run = document.get("config", {}).get("run_id", "")
+    mode = document.get("config", {}).get("mode", "")
+    fig.suptitle(f"Sentinel pipeline benchmark {run} ({mode}, {document.get('machine', {}).get('cores', '?')} cores)")
+
+    ax = axes[0][0]
+    width = 0.27
+    for i, tracing in enumerate(TRACING):
+        values = [document["throughput_eps"][m][tracing] or 0.0 for m in POST_MODES]
+        bars = ax.bar([x + (i - 1) * width for x in range(len(POST_MODES))], values, width, label=tracing)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=8)
+    for target in TARGETS[:2]:
+        x = POST_MODES.index(target.path[1])
+        ax.hlines(target.target, x - 1.5 * width, x + 1.5 * width, colors="red", linestyles="dashed")
+    ax.set_xticks(range(len(POST_MODES)), POST_MODES)
+    ax.set_ylabel("events/s, POST to queryable row")
+    ax.set_title("Sustained throughput (dashed: target)")
+    ax.legend(fontsize=8)
+
+    ax = axes[0][1]
+    rates = [str(r) for r in LATENCY_RATES]
+    for i, (key, _) in enumerate(PERCENTILES):
+        values = [document["latency_ms"][r][key] or 0.0 for r in rates]
+        bars = ax.bar([x + (i - 1) * width for x in range(len(rates))], values, width, label=key)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=8)
+    ax.axhline(1000, color="red", linestyle="dashed", linewidth=1)
+    ax.set_xticks(range(len(rates)), [f"{int(r):,} ev/s" for r in rates])
+    ax.set_ylabel("ms, POST to row visible")
+    ax.set_title("End-to-end latency at fixed offered rates (dashed: p99 target at 2,000)")
+    ax.legend(fontsize=8)
+
+    ax = axes[1][0]
+    hop = document["celery_hop"]
+    labels = ["direct baseline", "pipeline"]
+    values = [hop.get("direct_eps") or 0.0, hop.get("pipeline_eps") or 0.0]
+    bars = ax.bar(labels, values, color=["grey", "tab:blue"])
+    ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=8)
+    title = "Celery hop"
+    if hop.get("ratio") is not None:
+        title += f": pipeline / direct = {hop['ratio']:.2f} (target 0.60)"
+    ax.set_title(title)
+    ax.set_ylabel("events/s, Kafka to ClickHouse")
+
+    ax = axes[1][1]
+    rss = document["peak_rss_mb"]
+    for i, (key, label) in enumerate((("max_process_mb", "largest process"), ("tree_sum_mb", "sum over tree"))):
+        values = [rss[r][key] or 0.0 for r in ROLES]
+        bars = ax.bar([x + (i - 0.5) * 0.4 for x in range(len(ROLES))], values, 0.4, label=label)
+        ax.bar_label(bars, labels=[f"{v:.0f}" if v else "" for v in values], fontsize=8)
+    ax.set_xticks(range(len(ROLES)), ROLES)
+    ax.set_ylabel("MiB (VmHWM)")
+    ax.set_title("Peak RSS")
+    ax.legend(fontsize=8)
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

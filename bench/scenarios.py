@@ -1,0 +1,183 @@
+"""The measured scenarios: sustained throughput, latency at a fixed offered rate, and the warm-up.
+
+Each scenario starts on a drained pipeline (bridge commits == log end), posts events of a type of
+its own (`bench-<run>-<scenario>`), and returns a dict of figures and the details behind them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.load import LoadSpec, probe_queue, run_load
+from bench.observe import Offsets, ProbeWatcher, run_started_at, wait_count
+from bench.report import latency_summary
+from workers.clickhouse.client import new_client
+
+BATCH = 100  # events per POST in batched mode and in the latency scenarios
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How long and how much; `--quick` and full mode differ only here."""
+
+    throughput_s: float  # load time per throughput scenario
+    batched_max_events: int  # count bound per batched scenario (the time bound usually ends it first)
+    single_max_events: int
+    latency_s: float  # load time per offered rate
+    celery_hop_events: int
+    warmup_s: float
+    load_procs: int
+    drain_timeout_s: float
+    visible_timeout_s: float  # after the load ends, how long rows may take to appear
+
+
+QUICK = Sizes(
+    throughput_s=2.5,
+    batched_max_events=200_000,
+    single_max_events=20_000,
+    latency_s=2.5,
+    celery_hop_events=20_000,
+    warmup_s=1.0,
+    load_procs=4,
+    drain_timeout_s=60.0,
+    visible_timeout_s=60.0,
+)
+FULL = Sizes(
+    throughput_s=25.0,
+    batched_max_events=2_000_000,
+    single_max_events=200_000,
+    latency_s=20.0,
+    celery_hop_events=200_000,
+    warmup_s=3.0,
+    load_procs=4,
+    drain_timeout_s=300.0,
+    visible_timeout_s=300.0,
+)
+
+
+def log(message: str) -> None:
+    """Progress on stderr; stdout carries only the JSON document."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Scenarios:
+    def __init__(self, run_id: str, sizes: Sizes, url: str, offsets: Offsets) -> None:
+        self.run_id = run_id
+        self.sizes = sizes
+        self.url = url
+        self.offsets = offsets
+        self.client = new_client()
+
+    def event_type(self, scenario: str) -> str:
+        return f"bench-{self.run_id}-{scenario}"
+
+    def drain(self) -> float:
+        return self.offsets.wait_drained(self.sizes.drain_timeout_s)
+
+    def warmup(self, tracing: str) -> dict[str, Any]:
+        """A short batched load so lazily created clients (each gunicorn worker's Kafka producer,
+        each Celery child's ClickHouse connection) exist before anything is measured."""
+        spec = LoadSpec(
+            self.url,
+            self.event_type(f"warmup-{tracing}"),
+            BATCH,
+            self.sizes.load_procs,
+            max_events=1_000_000,
+            max_seconds=self.sizes.warmup_s,
+            probe_every=0,
+        )
+        load = run_load(spec, None)
+        return {"load": load.as_dict(), "drain_s": round(self.drain(), 2)}
+
+    def throughput(self, mode: str, tracing: str) -> dict[str, Any]:
+        """Post as fast as `load_procs` connections allow for `throughput_s`, then time until every
+        accepted event is a visible row: eps = accepted / (all visible - first POST)."""
+        batch = BATCH if mode == "batched_100" else 1
+        drained_in = self.drain()
+        spec = LoadSpec(
+            self.url,
+            self.event_type(f"{mode}-{tracing}"),
+            batch,
+            self.sizes.load_procs,
+            max_events=self.sizes.batched_max_events if batch > 1 else self.sizes.single_max_events,
+            max_seconds=self.sizes.throughput_s,
+            probe_every=100 if batch > 1 else 10,
+        )
+        since = run_started_at()
+        probes = probe_queue()
+        with ProbeWatcher(probes, interval_s=0.1, client=new_client()) as watcher:
+            load = run_load(spec, probes)
+            probes_seen = watcher.wait_all_seen(self.sizes.visible_timeout_s)
+        if not load.events_accepted or load.first_send is None:
+            raise RuntimeError(f"ingest accepted no events: {load.as_dict()}")
+        done_at, distinct, rows = wait_count(
+            self.client, spec.event_type, load.events_accepted, since, timeout_s=self.sizes.visible_timeout_s
+        )
+        if done_at is None:
+            raise RuntimeError(f"only {distinct} of {load.events_accepted} accepted events visible in time")
+        e2e_s = done_at - load.first_send
+        eps = load.events_accepted / e2e_s
+        log(
+            f"{mode}/{tracing}: {eps:,.0f} events/s end to end ({load.events_accepted:,} events in {e2e_s:.2f}s; "
+            f"ingest {load.as_dict()['ingest_eps']:,.0f}/s for {load.duration_s:.2f}s)"
+        )
+        return {
+            "eps": round(eps, 1),
+            "events_accepted": load.events_accepted,
+            "end_to_end_s": round(e2e_s, 3),
+            "visible_after_load_s": round(done_at - (load.last_done or done_at), 3),
+            "rows": rows,
+            "distinct": distinct,
+            "load": load.as_dict(),
+            "probes": {
+                "registered": watcher.stats.registered,
+                "all_seen": probes_seen,
+                "latency_under_max_load_ms": latency_summary(watcher.stats.latencies_s),
+            },
+            "drained_before_s": round(drained_in, 2),
+        }
+
+    def latency(self, rate: int) -> dict[str, Any]:
+        """Offer `rate` events/s (batches of 100, open loop) for `latency_s`; every 10th event is a
+        probe whose POST-to-row time is measured."""
+        drained_in = self.drain()
+        spec = LoadSpec(
+            self.url,
+            self.event_type(f"latency-{rate}"),
+            BATCH,
+            self.sizes.load_procs,
+            max_events=int(rate * self.sizes.latency_s) + BATCH * self.sizes.load_procs,
+            max_seconds=self.sizes.latency_s,
+            rate_eps=float(rate),
+            probe_every=10,
+        )
+        probes = probe_queue()
+        with ProbeWatcher(probes, interval_s=0.02, client=new_client()) as watcher:
+            load = run_load(spec, probes)
+            finished = time.monotonic()
+            all_seen = watcher.wait_all_seen(self.sizes.visible_timeout_s)
+            # A probe never seen counts with the time waited for it: a lower bound of its latency.
+            unseen = [finished + self.sizes.visible_timeout_s - sent for sent in watcher.unseen_send_times()]
+        samples = watcher.stats.latencies_s + unseen
+        summary = latency_summary(samples)
+        log(
+            f"latency @ {rate:,}/s: p50 {summary['p50']} ms, p95 {summary['p95']} ms, p99 {summary['p99']} ms "
+            f"({len(samples):,} probes, {len(unseen)} unseen, offered {load.as_dict()['ingest_eps']:,.0f}/s)"
+        )
+        return {
+            **summary,
+            "probes": len(samples),
+            "unseen": len(unseen),
+            "all_seen": all_seen,
+            "max_ms": round(max(samples) * 1000.0, 1) if samples else None,
+            "mean_poll_ms": round(watcher.stats.mean_poll_ms, 2),
+            "load": load.as_dict(),
+            "drained_before_s": round(drained_in, 2),
+        }
+
+
+def sizes_dict(sizes: Sizes) -> dict[str, Any]:
+    return asdict(sizes)
