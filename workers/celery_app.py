@@ -6,8 +6,10 @@ import os
 import sys
 from typing import Any
 
+import orjson
 from celery import Celery
 from celery.signals import beat_init, setup_logging, worker_init, worker_process_init, worker_process_shutdown
+from kombu.serialization import register
 
 from beat.schedule import BEAT_SCHEDULE, CANARY_TASK, JOBS_QUEUE, LAG_TASK
 from sentinel import semconv, settings
@@ -16,15 +18,19 @@ INSERT_TASK = "sentinel.insert_chunk"
 INSERT_QUEUE = "sentinel.inserts"
 __all__ = ["CANARY_TASK", "INSERT_QUEUE", "INSERT_TASK", "JOBS_QUEUE", "LAG_TASK", "app"]
 
+# Chunk arguments are the bulk of every task message; orjson encodes them several times faster
+# than the json module (profiled: stdlib json was ~8% of the bridge's loop).
+register("orjson", orjson.dumps, orjson.loads, content_type="application/x-orjson", content_encoding="binary")
+
 app = Celery(
     "sentinel", broker=settings.CELERY_BROKER_URL, backend=settings.REDIS_URL, include=["workers.tasks", "beat.tasks"]
 )
 app.conf.update(
     timezone="UTC",
     enable_utc=True,
-    task_serializer="json",
+    task_serializer="orjson",
     result_serializer="json",
-    accept_content=["json"],
+    accept_content=["orjson", "json"],
     # A chunk is acknowledged to RabbitMQ only after its rows are written; a worker that dies
     # mid-insert leaves the message to be delivered again.
     task_acks_late=True,
@@ -35,9 +41,10 @@ app.conf.update(
     result_expires=3600,
     broker_connection_retry_on_startup=True,
     broker_transport_options={"confirm_publish": True},
-    # Flower reads these.
+    # Flower reads the workers' events. No task-sent events: each would be a second publish per
+    # chunk from the bridge's loop (profiled at ~9% of it).
     worker_send_task_events=True,
-    task_send_sent_event=True,
+    task_send_sent_event=False,
     beat_schedule=BEAT_SCHEDULE,
 )
 

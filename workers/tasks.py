@@ -46,8 +46,14 @@ def insert_chunk_task(self: Task, wire: dict[str, Any]) -> dict[str, Any]:
     if chunk.ack_to:
         acks.send(chunk.ack_to, chunk.token)
     # Logged inside the task's span: the line carries the batch trace's ids.
-    log.info("chunk %s %s: %d row(s), attempt %d", chunk.token, outcome, rows, chunk.attempt,
-             extra={"fields": {"chunk": chunk.token, "rows": rows, "outcome": outcome}})
+    log.info(
+        "chunk %s %s: %d row(s), attempt %d",
+        chunk.token,
+        outcome,
+        rows,
+        chunk.attempt,
+        extra={"fields": {"chunk": chunk.token, "rows": rows, "outcome": outcome}},
+    )
     return {"token": chunk.token, "rows": rows, "outcome": outcome}
 
 

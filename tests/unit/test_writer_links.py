@@ -100,3 +100,20 @@ def test_error_kinds_are_distinct_runtime_errors() -> None:
     assert issubclass(TransientInsertError, RuntimeError)
     assert issubclass(PermanentInsertError, RuntimeError)
     assert not issubclass(TransientInsertError, PermanentInsertError)
+
+
+def test_events_sharing_a_consume_span_share_one_link_with_their_range() -> None:
+    shared = f"00-{TRACE_A}-00f067aa0ba902b7-01"
+    chunk = _chunk(
+        _event(7, shared), _event(8, shared), _event(9, f"00-{TRACE_B}-b7ad6b7169203331-01"), _event(10, shared)
+    )
+    links = event_links(chunk)
+    assert len(links) == 2
+    group, single = links
+    assert f"{group.context.span_id:016x}" == "00f067aa0ba902b7"
+    assert dict(group.attributes) == {
+        semconv.MESSAGING_BATCH_MESSAGE_COUNT: 3,
+        semconv.KAFKA_FIRST_OFFSET: 7,
+        semconv.KAFKA_LAST_OFFSET: 10,
+    }
+    assert single.attributes[semconv.MESSAGING_MESSAGE_ID] == "00000000-0000-4000-8000-000000000009"

@@ -32,7 +32,10 @@ def build_bridge(config: BridgeConfig | None = None) -> Bridge:
     ack_key = new_ack_key()
 
     def send(chunk: Chunk) -> None:
-        insert_chunk_task.apply_async(args=[chunk.to_wire()], retry=False)
+        # argsrepr: Celery would otherwise saferepr() the whole chunk for its events and logs.
+        insert_chunk_task.apply_async(
+            args=[chunk.to_wire()], retry=False, argsrepr=f"<chunk {chunk.token}, {len(chunk.events)} events>"
+        )
 
     dispatcher = Dispatcher(
         send,
