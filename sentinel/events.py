@@ -7,6 +7,7 @@ any other field is kept as is in the stored payload. Validation returns the firs
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -37,6 +38,23 @@ def parse_event_id(value: Any) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def new_event_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUID strings from one read of the OS's random source.
+
+    Same format and randomness as str(uuid.uuid4()); one syscall and one hex conversion per
+    request instead of one per event (uuid4 was a fifth of ingest's CPU with 100-event posts).
+    """
+    raw = bytearray(os.urandom(16 * count))
+    for i in range(0, 16 * count, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[j : j + 8]}-{h[j + 8 : j + 12]}-{h[j + 12 : j + 16]}-{h[j + 16 : j + 20]}-{h[j + 20 : j + 32]}"
+        for j in range(0, 32 * count, 32)
+    ]
 
 
 def validate(event: Any) -> FieldError | None:

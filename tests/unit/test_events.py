@@ -124,3 +124,16 @@ def test_parse_event_id() -> None:
     assert events.parse_event_id(None) is None
     assert events.parse_event_id(123) is None
     assert events.parse_event_id("a" * 65) is None
+
+
+def test_new_event_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    from sentinel.events import new_event_ids
+
+    ids = new_event_ids(1000)
+    assert len(set(ids)) == 1000
+    for value in ids[:50]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
+    assert new_event_ids(0) == []
