@@ -45,6 +45,17 @@ DLQ_HEADER_KEYS = {
 }
 REPORT_PATH = settings.REPO_ROOT / "docs" / "reliability.md"
 REPORT_HEADING = "## Hostile input"
+# Monotonic time the last accepted request was answered or the last message acknowledged by Kafka:
+# drains start here.
+_last_send = [0.0]
+
+
+def sent_now() -> None:
+    _last_send[0] = time.monotonic()
+
+
+def last_send() -> float:
+    return _last_send[0] or time.monotonic()
 
 
 def bounded(max_examples: int) -> hypothesis_settings:
@@ -74,14 +85,17 @@ def post(
         sent["Content-Type"] = content_type
     url = f"{base_url or settings.INGEST_URL}/events"
     try:
-        return requests.post(url, data=body, headers=sent, timeout=HTTP_TIMEOUT)
+        response = requests.post(url, data=body, headers=sent, timeout=HTTP_TIMEOUT)
+        if response.ok:
+            sent_now()
+        return response
     except requests.Timeout as exc:
         raise AssertionError(f"ingest did not answer within {HTTP_TIMEOUT[1]:.0f}s (hang): {body[:200]!r}") from exc
 
 
 def dumps(value: Any) -> bytes:
     """JSON as a client would send it: UTF-8, exact integers of any size, no NaN."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def reason_of(response: requests.Response) -> str:
@@ -96,10 +110,23 @@ def reason_of(response: requests.Response) -> str:
     return ": ".join(parts)
 
 
+def outcome(response: requests.Response) -> str:
+    """'status error' for the report, whatever the body is."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    return f"{response.status_code} {error}" if error else str(response.status_code)
+
+
 def assert_answer(response: requests.Response, allowed: Iterable[int] = (202, 400, 413)) -> None:
     """Never a 5xx; a refusal is a 4xx that says why."""
     status = response.status_code
-    assert status < 500, f"ingest answered {status}: {response.text[:500]}"
+    if status >= 500:
+        time.sleep(0.2)  # let the log line land
+        errors = log_excerpt(processes.get("ingest").log_path, lines=1)
+        raise AssertionError(f"ingest answered {status} ({errors})\nbody: {response.text[:300]}")
     assert status in set(allowed), f"unexpected {status}: {response.text[:500]}"
     if 400 <= status < 500:
         assert reason_of(response), f"{status} without a reason: {response.text[:500]!r}"
@@ -134,7 +161,10 @@ def raw_request(request: bytes, *, timeout_s: float = HTTP_TIMEOUT[1], port: int
     head, _, body = data.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
     assert status_line.startswith("HTTP/"), f"no HTTP answer to {request[:200]!r}: {data[:200]!r}"
-    return RawResponse(int(status_line.split()[1]), head.decode("latin-1"), body)
+    status = int(status_line.split()[1])
+    if 200 <= status < 300:
+        sent_now()
+    return RawResponse(status, head.decode("latin-1"), body)
 
 
 def _complete(data: bytes) -> bool:
@@ -157,20 +187,23 @@ class Accepted:
 
     expected: dict[str, Any] = field(default_factory=dict)  # canonical event_id -> expected JSON
     exact: dict[str, bytes] = field(default_factory=dict)  # canonical event_id -> exact payload bytes
+    trace_ids: dict[str, str] = field(default_factory=dict)  # canonical event_id -> trace id its row must carry
 
-    def add(self, event_id: str, expected: Any, exact: bytes | None = None) -> None:
+    def add(self, event_id: str, expected: Any, exact: bytes | None = None, trace_id: str | None = None) -> None:
         key = str(uuid.UUID(event_id))
         self.expected[key] = expected
         if exact is not None:
             self.exact[key] = exact
+        if trace_id is not None:
+            self.trace_ids[key] = trace_id
 
-    def add_response(self, response: requests.Response, events: list[Any]) -> None:
+    def add_response(self, response: requests.Response | bytes, events: list[Any], trace_id: str | None = None) -> None:
         """Record a 202's events: each as sent, plus the event_id ingest returned for it."""
-        body = response.json()
+        body = json.loads(response if isinstance(response, bytes) else response.content)
         ids = body["event_ids"]
         assert body["accepted"] == len(events) == len(ids), f"accepted {body} for {len(events)} events"
         for event, event_id in zip(events, ids, strict=True):
-            self.add(event_id, {**event, "event_id": event.get("event_id", event_id)})
+            self.add(event_id, {**event, "event_id": event.get("event_id", event_id)}, trace_id=trace_id)
 
     def __len__(self) -> int:
         return len(self.expected)
@@ -256,12 +289,13 @@ class StorageCheck:
     problems: list[str]
 
 
-def check_stored(accepted: Accepted, *, since: float, timeout_s: float = DRAIN_TIMEOUT_S) -> StorageCheck:
+def check_stored(accepted: Accepted, *, timeout_s: float = DRAIN_TIMEOUT_S) -> StorageCheck:
     """Wait until every accepted event is in ClickHouse, then compare payloads in batched reads.
 
-    `since` is the monotonic time the last event was sent; the drain time is measured from it to the
-    moment everything is stored and the bridge's lag is back to zero.
+    The drain time runs from the last send (request answered or message acknowledged) to the moment
+    everything is stored and the bridge's lag is back to zero.
     """
+    since = last_send()
     ids = list(accepted.expected)
     client = stored_client()
     deadline = time.monotonic() + timeout_s
@@ -285,6 +319,16 @@ def check_stored(accepted: Accepted, *, since: float, timeout_s: float = DRAIN_T
     return StorageCheck(lost=len(ids) - distinct, duplicates=rows - distinct, drain_s=drain, problems=problems)
 
 
+def assert_stored_intact(row: Row, accepted: Accepted) -> None:
+    """Every accepted event stored once, intact; the row gets lost, duplicates and drain time."""
+    check = check_stored(accepted)
+    row.storage(check)
+    assert not check.problems, (
+        f"{len(check.problems)} accepted event(s) not stored intact, e.g. {check.problems[0]}\n{check.problems[1:5]}"
+    )
+    assert check.lost == 0 and check.duplicates == 0, check
+
+
 def payload_problems(accepted: Accepted, event_id: str, row: tuple[bytes, bytes, bytes]) -> list[str]:
     event_type, trace_id, payload = row
     problems = []
@@ -303,7 +347,29 @@ def payload_problems(accepted: Accepted, event_id: str, row: tuple[bytes, bytes,
         problems.append(f"event_type column {event_type[:80]!r} != type {expected.get('type')!r:.80}")
     if len(trace_id) != 32 or any(c not in b"0123456789abcdef" for c in trace_id):
         problems.append(f"trace_id {trace_id!r} is not 32 lowercase hex digits")
+    wanted = accepted.trace_ids.get(event_id)
+    if wanted is not None and trace_id != wanted.encode():
+        problems.append(f"trace_id {trace_id!r} is not the caller's {wanted}")
     return problems
+
+
+def stored_at(
+    client: Client, positions: Iterable[tuple[int, int]], since: datetime
+) -> dict[tuple[int, int], tuple[str, bytes, bytes, bytes]]:
+    """Rows by their (partition, offset) in mcp.events, received since `since` (UTC):
+    -> (event_id, event_type, trace_id, payload)."""
+    out: dict[tuple[int, int], tuple[str, bytes, bytes, bytes]] = {}
+    positions = sorted(set(positions))
+    for start in range(0, len(positions), 500):
+        pairs = ", ".join(f"({int(p)}, {int(o)})" for p, o in positions[start : start + 500])
+        for partition, offset, event_id, event_type, trace_id, payload in client.execute(
+            "SELECT kafka_partition, kafka_offset, toString(event_id), event_type, trace_id, payload"
+            f" FROM {QUALIFIED_EVENTS_TABLE} FINAL WHERE kafka_topic = %(topic)s AND received_at >= %(since)s"
+            f" AND (kafka_partition, kafka_offset) IN ({pairs})",
+            {"topic": settings.EVENTS_TOPIC, "since": since.replace(tzinfo=None)},
+        ):
+            out[(int(partition), int(offset))] = (_text(event_id), event_type, trace_id, payload)
+    return out
 
 
 def assert_no_leaks(ids: Iterable[str]) -> None:
@@ -340,17 +406,31 @@ def produce(
 ) -> tuple[int, int]:
     """Produce one message and wait for Kafka's acknowledgement; returns (partition, offset)."""
     delivered: list[tuple[Any, int, int]] = []
-    kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": lambda e, m: delivered.append(
-        (e, m.partition(), m.offset()))}
+    kwargs: dict[str, Any] = {
+        "value": value,
+        "key": key,
+        "on_delivery": lambda e, m: delivered.append((e, m.partition(), m.offset())),
+    }
     if headers is not None:
         kwargs["headers"] = headers
     if partition is not None:
         kwargs["partition"] = partition
     producer_.produce(settings.EVENTS_TOPIC, **kwargs)
     assert producer_.flush(30) == 0, "Kafka did not acknowledge a produced message within 30s"
+    sent_now()
     error, part, offset = delivered[0]
     assert error is None, f"produce failed: {error}"
     return part, offset
+
+
+def max_message_bytes(topic: str = settings.EVENTS_TOPIC) -> int:
+    """The largest record batch the broker takes for `topic` (its max.message.bytes)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    return int(configs["max.message.bytes"].value)
 
 
 def dlq_end_offsets() -> dict[int, int]:
@@ -433,8 +513,9 @@ def lag_zero(*, timeout_s: float = DRAIN_TIMEOUT_S) -> float:
             committed = committed_offsets(reader)
             lag = {}
             for p in partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(settings.EVENTS_TOPIC, p), timeout=10,
-                                                         cached=False)
+                low, high = reader.get_watermark_offsets(
+                    TopicPartition(settings.EVENTS_TOPIC, p), timeout=10, cached=False
+                )
                 position = committed.get(p, -1001)
                 lag[p] = high - (position if position >= 0 else low)
             if not any(lag.values()):
@@ -471,8 +552,9 @@ def revive_bridge(poison: Iterable[tuple[int, int]]) -> str:
             if committed.get(partition) == offset:
                 for _ in range(30):  # the dead member may still hold the group until its session ends
                     try:
-                        reader.commit(offsets=[TopicPartition(settings.EVENTS_TOPIC, partition, offset + 1)],
-                                      asynchronous=False)
+                        reader.commit(
+                            offsets=[TopicPartition(settings.EVENTS_TOPIC, partition, offset + 1)], asynchronous=False
+                        )
                         break
                     except Exception:  # noqa: BLE001 - retried until the group is empty
                         time.sleep(1)
@@ -484,12 +566,22 @@ def revive_bridge(poison: Iterable[tuple[int, int]]) -> str:
 
 
 def log_excerpt(path: Path, needle: str = "", lines: int = 6) -> str:
-    """The last lines of a process log that mention `needle` (default: errors), for failure messages."""
+    """The last lines of a process log that mention `needle` (default: errors), for failure messages;
+    a JSON log line is shortened to its message and the last line of its exception."""
     if not path.exists():
         return ""
     text = path.read_text("utf-8", "replace").splitlines()
-    hits = [line for line in text if (needle in line if needle else '"level":"error"' in line or "Traceback" in line)]
-    return "\n".join(line[:400] for line in hits[-lines:])
+    hits = [line for line in text if (needle in line if needle else '"level":"error"' in line or "Error" in line)]
+    out = []
+    for line in hits[-lines:]:
+        try:
+            entry = json.loads(line)
+            exc = (entry.get("exc") or "").strip().splitlines()
+            line = f"{entry.get('level')} {entry.get('msg')}" + (f" -> {exc[-1]}" if exc else "")
+        except (ValueError, AttributeError):
+            pass
+        out.append(line[:400])
+    return "\n".join(out)
 
 
 # -- the report ---------------------------------------------------------------------------------------
@@ -514,13 +606,13 @@ class Row:
         self.drain_s = max(self.drain_s or 0.0, check.drain_s)
 
     def cells(self) -> list[str]:
-        outcomes = ", ".join(f"{k} ×{v}" for k, v in sorted(self.outcomes.items(), key=lambda kv: -kv[1]))
+        outcomes = ", ".join(f"{k} x{v}" for k, v in sorted(self.outcomes.items(), key=lambda kv: -kv[1]))
         return [
             self.input_class,
             str(self.events),
-            "–" if self.lost is None else str(self.lost),
-            "–" if self.duplicates is None else str(self.duplicates),
-            "–" if self.drain_s is None else f"{self.drain_s:.1f} s",
+            "-" if self.lost is None else str(self.lost),
+            "-" if self.duplicates is None else str(self.duplicates),
+            "-" if self.drain_s is None else f"{self.drain_s:.1f} s",
             f"{self.result}{' (' + outcomes + ')' if outcomes else ''}",
         ]
 
@@ -536,7 +628,11 @@ def record(input_class: str) -> Iterator[Row]:
         yield row
     except BaseException as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        row.result = f"**FAIL**: {first[:160]}"
+        notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Falsifying example", "Failing test case"))]
+        lines = notes[0].split(":", 1)[1].splitlines() if notes else []
+        example = " ".join(line.split("#", 1)[0].strip() for line in lines).replace("check(", "").strip(" ,)")
+        example = f"input: {example}" if example else ""
+        row.result = f"**FAIL**: {first[:200]}" + (f"; {example[:160]}" if example else "")
         raise
     else:
         row.result = row.result or "pass"
@@ -554,7 +650,7 @@ def render_section(rows: list[Row]) -> str:
         "*events*: events or messages sent; *lost*: accepted (202) or produced messages found neither in",
         "ClickHouse nor in `mcp.events.dlq`; *duplicates*: rows (read with FINAL) or dead letters beyond one",
         "per event; *drain time*: from the last send until everything is stored or dead-lettered and the",
-        "bridge's committed offsets equal the high watermarks; '–': nothing reached Kafka.",
+        "bridge's committed offsets equal the high watermarks; '-': nothing reached Kafka.",
         "",
         "| input class | events | lost | duplicates | drain time | result |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
