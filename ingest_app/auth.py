@@ -13,9 +13,10 @@ def authorized(header: str | None, tokens: tuple[bytes, ...]) -> bool:
     """True when no tokens are configured, or the Authorization header bears one of them."""
     if not tokens:
         return True
-    if not header or not header.startswith("Bearer "):
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():  # the scheme is case-insensitive (RFC 9110)
         return False
-    offered = header[len("Bearer ") :].strip().encode()
+    offered = credentials.strip().encode()
     # Compare against every token so timing does not reveal which one (or whether any) matched.
     matched = False
     for token in tokens:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from sentinel.jsonvalues import JsonError, loads
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 
@@ -20,8 +20,8 @@ def parse_events(body: bytes, content_type: str | None) -> list[Any]:
     if mime in NDJSON_TYPES:
         return _ndjson(body)
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = loads(body)
+    except JsonError as exc:
         # NDJSON sent as application/json is common; read it as such if every line parses.
         if b"\n" in body.strip():
             try:
@@ -40,8 +40,8 @@ def _ndjson(body: bytes) -> list[Any]:
         if not line.strip():
             continue
         try:
-            events.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
+            events.append(loads(line))
+        except JsonError as exc:
             raise BodyError(f"invalid JSON on NDJSON line {number}: {exc}") from None
     if not events:
         raise BodyError("empty body: send a JSON object, a JSON array or NDJSON")

@@ -37,8 +37,17 @@ def post_events() -> Response:
             401,
             **{"WWW-Authenticate": 'Bearer realm="sentinel"'},
         )
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     try:
-        candidates = parse_events(request.get_data(cache=False), request.content_type)
+        body = request.get_data(cache=False)
+    except OSError:
+        # The client stopped sending its body (the socket read timed out): free the thread.
+        return _refuse(408, "body_timeout", 1, detail="the request body did not arrive in time")
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        # A chunked body is cut at the limit by Werkzeug without an error; never accept a prefix.
+        return _refuse(413, "body_too_large", 1, detail=f"the body is larger than {limit} bytes")
+    try:
+        candidates = parse_events(body, request.content_type)
     except BodyError as exc:
         return _refuse(400, "invalid_json", 1, detail=str(exc))
     if len(candidates) > config["SENTINEL_MAX_EVENTS"]:

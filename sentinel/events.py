@@ -16,6 +16,9 @@ from typing import Any
 
 MAX_TYPE_LENGTH = 256
 MAX_ID_LENGTH = 1024
+# Deeper than any audit event needs, and well inside what orjson can write back (254).
+MAX_DEPTH = 64
+_CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _OPTIONAL_STRINGS = ("session_id", "server", "method", "tool", "status")
@@ -31,13 +34,12 @@ class FieldError:
 
 
 def parse_event_id(value: Any) -> uuid.UUID | None:
-    """The event id as a UUID, or None when it is not a UUID string."""
-    if not isinstance(value, str) or len(value) > 64:
+    """The event id as a UUID, or None unless it is a UUID in its canonical 8-4-4-4-12 spelling
+    (others, like braces or `urn:uuid:`, would come back to the client in a form ClickHouse's
+    toUUID does not read)."""
+    if not isinstance(value, str) or not _CANONICAL_UUID.match(value):
         return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return uuid.UUID(value)
 
 
 def new_event_ids(count: int) -> list[str]:
@@ -86,6 +88,25 @@ def validate(event: Any) -> FieldError | None:
     attributes = event.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         return FieldError("attributes", "must be a JSON object")
+    deepest = _deepest_field(event)
+    if deepest is not None:
+        return FieldError(deepest, f"nested deeper than {MAX_DEPTH} levels")
+    return None
+
+
+def _deepest_field(event: dict[str, Any]) -> str | None:
+    """The top-level field holding a value nested deeper than MAX_DEPTH, if any (iterative, so a
+    hostile depth cannot exhaust the stack)."""
+    for field, value in event.items():
+        if not isinstance(value, dict | list):
+            continue
+        stack = [(value, 2)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                return field
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return None
 
 

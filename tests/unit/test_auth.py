@@ -43,3 +43,12 @@ def test_non_ascii_token_does_not_raise() -> None:
 def test_parse_tokens() -> None:
     assert parse_tokens("") == ()
     assert parse_tokens(" a , b,,c ") == (b"a", b"b", b"c")
+
+
+def test_the_bearer_scheme_is_case_insensitive() -> None:
+    from ingest_app.auth import authorized
+
+    assert authorized("bearer s3cret", (b"s3cret",))
+    assert authorized("BEARER s3cret", (b"s3cret",))
+    assert not authorized("Basic s3cret", (b"s3cret",))
+    assert not authorized("Bearer ", (b"s3cret",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from confluent_kafka import Message
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -118,3 +119,22 @@ def test_messages_of_revoked_partitions_are_ignored(spans: InMemorySpanExporter)
     bridge._handle([_message(0, TRACE, partition=0)], now=0.0)
     assert not spans.get_finished_spans()
     assert bridge.watermarks.committable() == {}
+
+
+def test_an_unexpected_error_dead_letters_the_message_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import workers.bridge.consumer as consumer_module
+
+    real_decode = consumer_module.decode
+
+    def flaky(value: bytes | None, *args: object, **kwargs: object) -> object:
+        if value == b"boom":
+            raise RecursionError("too deep")
+        return real_decode(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(consumer_module, "decode", flaky)
+    bridge, _, letters = _bridge()
+    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"boom"), _message(2, TRACE)], now=0.0)
+    (letter,) = letters.sent
+    assert letter.source_offset == 1 and "RecursionError" in letter.reason
+    (chunk,) = bridge.chunker.close_all()
+    assert [e.offset for e in chunk.events] == [0, 2]

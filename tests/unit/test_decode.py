@@ -87,3 +87,27 @@ def test_invalid_messages_raise_with_a_useful_reason(value: bytes | None, words:
     for word in words:
         assert word in caught.value.reason
     assert str(caught.value) == caught.value.reason
+
+
+def test_an_added_event_id_leaves_the_rest_of_the_text_as_sent() -> None:
+    from workers.bridge.decode import decode
+
+    value = b'  {"type": "tool_call",  "n": 1.50, "s": "\\u00e9"}'
+    event = decode(value, None, topic="mcp.events", partition=0, offset=3)
+    assert event.payload.endswith('"type": "tool_call",  "n": 1.50, "s": "\\u00e9"}')
+    assert event.payload.startswith('  {"event_id":"')
+    import orjson
+
+    assert orjson.loads(event.payload)["event_id"] == event.event_id
+
+
+def test_deep_nesting_and_huge_integers_are_dead_lettered_not_raised() -> None:
+    import pytest
+
+    from workers.bridge.decode import InvalidMessage, decode
+
+    deep = b'{"type":"t","a":' + b"[" * 300 + b"1" + b"]" * 300 + b"}"
+    with pytest.raises(InvalidMessage, match="nested deeper"):
+        decode(deep, None, topic="mcp.events", partition=0, offset=1)
+    with pytest.raises(InvalidMessage, match="64-bit"):
+        decode(b'{"type":"t","n":18446744073709551616}', None, topic="mcp.events", partition=0, offset=2)

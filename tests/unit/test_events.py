@@ -137,3 +137,30 @@ def test_new_event_ids_are_distinct_version_4_uuids() -> None:
         parsed = uuid.UUID(value)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
     assert new_event_ids(0) == []
+
+
+def test_nesting_deeper_than_the_limit_is_refused_naming_the_field() -> None:
+    from sentinel.events import MAX_DEPTH, validate
+
+    deep: object = 1
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    problem = validate({"type": "t", "attributes": {"d": deep}})
+    assert problem is not None and problem.field == "attributes" and "nested deeper" in problem.reason
+    shallow: object = 1
+    for _ in range(MAX_DEPTH - 2):
+        shallow = [shallow]
+    assert validate({"type": "t", "attributes": {"d": shallow}}) is None
+
+
+def test_only_canonical_uuid_spellings_are_event_ids() -> None:
+    from sentinel.events import parse_event_id
+
+    assert parse_event_id("6F1C1D2E-8A4B-4C55-9A57-5E4E7D3B2A10") is not None
+    for spelling in (
+        "{6f1c1d2e-8a4b-4c55-9a57-5e4e7d3b2a10}",
+        "urn:uuid:6f1c1d2e-8a4b-4c55-9a57-5e4e7d3b2a10",
+        "6f1c1d2e8a4b4c559a575e4e7d3b2a10",
+        " 6f1c1d2e-8a4b-4c55-9a57-5e4e7d3b2a10",
+    ):
+        assert parse_event_id(spelling) is None

@@ -128,7 +128,6 @@ class Bridge:
                 if partition not in self._assigned:
                     continue  # revoked between poll and here
                 consumed[partition] = consumed.get(partition, 0) + 1
-                self.watermarks[partition].consumed(offset)
                 scanned = scan_headers(message.headers())
                 key = scanned.trace_key
                 if current is None or not current.continues(partition, key):
@@ -144,15 +143,16 @@ class Bridge:
                         offset=offset,
                         origin=scanned.origin,
                     )
-                except InvalidMessage as exc:
+                except Exception as exc:  # noqa: BLE001 - no message may stop the consumer
+                    reason = exc.reason if isinstance(exc, InvalidMessage) else f"cannot process: {exc!r}"[:500]
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
                         current = ConsumeSpan(message, key, self.config.group)
-                    current.fail(offset, exc.reason)
+                    current.fail(offset, reason)
                     current.end()
                     current = None
-                    self._dead_letter(message, exc.reason)
+                    self._dead_letter(message, reason)
                     continue
                 current.add(offset, event.event_id)
                 _, timestamp_ms = message.timestamp()
@@ -167,6 +167,9 @@ class Bridge:
                 )
                 if not self.chunker.is_open(partition):
                     self.watermarks[partition].open(offset)
+                # Consumed only once its unit (chunk or dead letter) is open: a crash before then
+                # must not let a commit pass this message.
+                self.watermarks[partition].consumed(offset)
                 closed = self.chunker.add(partition, chunk_event, now)
                 if closed is not None:
                     self.dispatcher.submit(closed)
@@ -179,6 +182,7 @@ class Bridge:
     def _dead_letter(self, message: Message, reason: str) -> None:
         partition, offset = message.partition(), message.offset()
         self.watermarks[partition].open(offset)
+        self.watermarks[partition].consumed(offset)
         metrics.BRIDGE_DEAD_LETTERS.labels(reason.split(":", 1)[0]).inc()
         letter = DeadLetter(
             value=message.value(),

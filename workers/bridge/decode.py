@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import orjson
-
 from sentinel import events
+from sentinel.jsonvalues import JsonError, UnstorableJson, loads
 
 # Stable ids for events that arrive without one: the same message always gets the same id,
 # so a redelivery still deduplicates.
@@ -52,8 +51,10 @@ def decode(
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"value is not UTF-8: {exc}") from None
     try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
+        event = loads(value)
+    except UnstorableJson as exc:
+        raise InvalidMessage(f"value cannot be stored unchanged: {exc}") from None
+    except JsonError as exc:
         raise InvalidMessage(f"value is not JSON: {exc}") from None
     problem = events.validate(event)
     if problem is not None:
@@ -62,6 +63,12 @@ def decode(
     if event_id is None:
         header_id = events.parse_event_id(header_event_id) if header_event_id else None
         event_id = str(header_id or uuid.uuid5(_ID_NAMESPACE, origin or f"{topic}-{partition}-{offset}"))
-        event["event_id"] = event_id
-        text = orjson.dumps(event).decode()
+        # Spliced into the text rather than re-serialised: the rest stays byte for byte as sent.
+        text = _with_event_id(text, event_id)
     return DecodedEvent(event_id=event_id, event_type=event["type"], payload=text)
+
+
+def _with_event_id(text: str, event_id: str) -> str:
+    """`text` (a JSON object with at least `type`) with `"event_id"` added as its first member."""
+    brace = text.index("{")
+    return f'{text[: brace + 1]}"event_id":"{event_id}",{text[brace + 1 :]}'
