@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(TRACING_CONFIGS)} for the throughput scenarios (default: all)",
     )
     parser.add_argument("--load-procs", type=int, default=None, help="load generator processes (default 4)")
+    parser.add_argument("--conns", type=int, default=None, help="connections per load process (default 8)")
     return parser
 
 
@@ -107,19 +108,37 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported here: the stack and the pipeline read settings from the environment at import.
     from bench import direct, report
+    from bench.cpu import CpuMeter
     from bench.observe import Offsets
     from bench.pipeline import ROLES, Pipeline
     from bench.rss import PeakRss
-    from bench.scenarios import FULL, QUICK, Scenarios, log, sizes_dict
+    from bench.scenarios import (
+        FULL,
+        LATENCY_POLL_S,
+        POLL_AFTER_LOAD_S,
+        POLL_DURING_LOAD_S,
+        QUICK,
+        THROUGHPUT_PROBE_EVERY,
+        Scenarios,
+        latency_probe_every,
+        log,
+        sizes_dict,
+    )
     from sentinel import settings, stack
     from workers.clickhouse.client import new_client, server_version
-    from workers.clickhouse.schema import migrate
+    from workers.clickhouse.schema import DATABASE, EVENTS_TABLE, migrate
 
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
     sizes = QUICK if args.quick else FULL
-    if args.load_procs:
-        sizes = type(sizes)(**{**sizes_dict(sizes), "load_procs": args.load_procs})
+    if args.load_procs or args.conns:
+        sizes = type(sizes)(
+            **{
+                **sizes_dict(sizes),
+                "load_procs": args.load_procs or sizes.load_procs,
+                "conns_per_proc": args.conns or sizes.conns_per_proc,
+            }
+        )
     steps = plan(args.scenarios, args.tracing)
     log(f"run {run_id} ({'quick' if args.quick else 'full'}) on stack {settings.STACK_DIR}: {steps}")
 
@@ -128,10 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     migrate(client)
     machine = machine_info()
     machine["clickhouse_version"] = ".".join(map(str, server_version(client)))
+    # A big table merges in the background while the scenarios run: say how big it was.
+    parts, rows = client.execute(
+        "SELECT count(), sum(rows) FROM system.parts WHERE active AND database = %(db)s AND table = %(table)s",
+        {"db": DATABASE, "table": EVENTS_TABLE},
+    )[0]
+    table_at_start = {"rows": int(rows or 0), "active_parts": int(parts)}
     offsets = Offsets()
     pipeline = Pipeline()
     peaks = PeakRss()
-    scenarios = Scenarios(run_id, sizes, settings.INGEST_URL, offsets)
+    services = {name: stack.get(name) for name in ("kafka", "clickhouse", "rabbitmq", "redis", "jaeger")}
+    cpu = CpuMeter(
+        lambda: {
+            **{role: pipeline.pid(role) for role in ROLES},
+            **{name: service.pid() for name, service in services.items()},
+        }
+    )
+    scenarios = Scenarios(run_id, sizes, settings.INGEST_URL, offsets, cpu)
 
     throughput: dict[str, dict[str, float | None]] = {}
     latency: dict[str, dict[str, float | None]] = {}
@@ -162,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for tracing, todo in steps:
             log(f"restarting ingest, bridge, worker with {tracing}")
-            details["restarts_s"][tracing] = round(pipeline.start(tracing), 2)
+            restart_s = attempt(f"restart/{tracing}", lambda t=tracing: pipeline.start(t))
+            if restart_s is None:
+                continue  # the scenarios under this configuration stay null; the error says why
+            details["restarts_s"][tracing] = round(restart_s, 2)
             details["warmup"][tracing] = attempt(f"warmup/{tracing}", lambda t=tracing: scenarios.warmup(t))
             for scenario in todo:
                 if scenario in ("batched", "single"):
@@ -181,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         "celery_hop",
                         lambda: direct.run(
                             offsets,
+                            cpu,
                             sizes.celery_hop_events,
                             scenarios.event_type("celery_hop"),
                             drain_timeout_s=sizes.drain_timeout_s,
@@ -211,16 +247,21 @@ def main(argv: list[str] | None = None) -> int:
         "events_per_batched_post": 100,
         "latency_post_size": 100,
         "latency_tracing": next((t for t, todo in steps if "latency" in todo), None),
-        "probe_every": {"latency": 10, "batched_100": 100, "single_event": 10},
+        "probe_every": {
+            **{f"latency_{rate}": latency_probe_every(rate) for rate in (500, 2000, 5000)},
+            **THROUGHPUT_PROBE_EVERY,
+        },
+        "probe_poll_s": {"latency": LATENCY_POLL_S, "during_load": POLL_DURING_LOAD_S, "after_load": POLL_AFTER_LOAD_S},
         "stack_dir": str(settings.STACK_DIR),
         "port_offset": settings.PORT_OFFSET,
         "ingest_url": settings.INGEST_URL,
-        "ingest_workers": int(os.environ.get("SENTINEL_INGEST_WORKERS", "2")),
+        "ingest_server": _gunicorn_settings(),
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "topic_partitions": len(offsets.partitions()),
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
         "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
         "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
+        "events_table_at_start": table_at_start,
     }
     document = report.build_document(
         machine=machine,
@@ -233,17 +274,23 @@ def main(argv: list[str] | None = None) -> int:
         details=details,
         errors=errors,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"bench-{run_id}.json"
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
     try:
-        png = report.write_chart(document, json_path.with_suffix(".png"))
-        log(f"wrote {json_path} and {png}")
+        report.write_chart(document, json_path.with_suffix(".png"))
     except Exception as exc:  # noqa: BLE001 - the JSON is the result; the chart is a view of it
-        errors.append(f"chart: {exc}")
-        log(f"wrote {json_path}; chart failed: {exc}")
+        document["errors"].append(f"chart: {type(exc).__name__}: {exc}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    log(f"wrote {json_path} (and its .png) in {time.monotonic() - started:.0f}s")
     print(json.dumps(document, indent=2))
-    return 1 if errors else 0
+    return 1 if document["errors"] else 0
+
+
+def _gunicorn_settings() -> dict[str, Any]:
+    """How ingest is served, as its gunicorn config module says (it reads the same environment)."""
+    from ingest_app import gunicorn_conf
+
+    return {key: getattr(gunicorn_conf, key, None) for key in ("worker_class", "workers", "threads")}
 
 
 def _span_drop_warnings() -> dict[str, int]:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.cpu import CpuMeter
 from bench.observe import Offsets, run_started_at, wait_count
 from ingest_app.publisher import producer_config
 from sentinel import processes, semconv, settings
@@ -100,7 +101,9 @@ def produce(n: int, event_type: str) -> None:
         raise RuntimeError(f"producing the baseline events failed: {remaining} unflushed, {failures[:3]}")
 
 
-def run(offsets: Offsets, n: int, event_type: str, *, drain_timeout_s: float, timeout_s: float) -> dict[str, Any]:
+def run(
+    offsets: Offsets, cpu: CpuMeter, n: int, event_type: str, *, drain_timeout_s: float, timeout_s: float
+) -> dict[str, Any]:
     """Measure (a) and (b) on `n` events; leaves the bridge running. Raises on failure."""
     offsets.wait_drained(drain_timeout_s)
     bridge = processes.get("bridge")
@@ -115,8 +118,11 @@ def run(offsets: Offsets, n: int, event_type: str, *, drain_timeout_s: float, ti
     if sum(end[p] - start[p] for p in end) != n:
         raise RuntimeError(f"expected {n} new messages, log end moved {start} -> {end}: another producer?")
 
+    cpu.start()
     direct = _run_direct(start, end, event_type, timeout_s)
+    direct_services_cpu = cpu.since()
 
+    cpu.start()
     bridge.up()
     up_returned = time.time()
     client = new_client()
@@ -127,6 +133,7 @@ def run(offsets: Offsets, n: int, event_type: str, *, drain_timeout_s: float, ti
     assigned = _assigned_at(bridge.log_path)
     pipeline_s = done_wall - (assigned if assigned is not None else up_returned)
     pipeline_eps = n / pipeline_s
+    pipeline_cpu = cpu.since()
     return {
         "events": n,
         "direct_eps": round(direct["eps"], 1),
@@ -139,6 +146,11 @@ def run(offsets: Offsets, n: int, event_type: str, *, drain_timeout_s: float, ti
         "pipeline_rows": rows,
         "pipeline_distinct": distinct,
         "pipeline_timed_from": "bridge log: assigned partitions" if assigned is not None else "bridge up() returned",
+        # CPU seconds: the direct consumer's own, and every role's while each side ran (the
+        # pipeline's include the bridge's start-up).
+        "direct_consumer_cpu_s": round(direct["cpu_s"], 2),
+        "cpu_s_during_direct": direct_services_cpu,
+        "cpu_s_during_pipeline": pipeline_cpu,
     }
 
 
@@ -214,6 +226,7 @@ def _consume_and_insert(start: dict[int, int], end: dict[int, int], group: str, 
     inserts = consumed = 0
     consumer.assign([TopicPartition(settings.EVENTS_TOPIC, p, start[p]) for p in remaining])
     started = time.monotonic()
+    cpu_before = sum(os.times()[:2])
     deadline = started + timeout_s
     while remaining:
         if time.monotonic() > deadline:
@@ -237,8 +250,9 @@ def _consume_and_insert(start: dict[int, int], end: dict[int, int], group: str, 
         client.execute(insert_sql, rows)
         inserts += 1
     seconds = time.monotonic() - started
+    cpu_s = sum(os.times()[:2]) - cpu_before
     consumer.close()
-    return {"eps": consumed / seconds, "seconds": seconds, "events": consumed, "inserts": inserts}
+    return {"eps": consumed / seconds, "seconds": seconds, "events": consumed, "inserts": inserts, "cpu_s": cpu_s}
 
 
 def _row(message: Any) -> tuple[Any, ...]:

@@ -1,15 +1,18 @@
 """HTTP load for ingest, from separate processes: batched or single-event POSTs, max speed or a fixed rate.
 
-Each load process holds one `http.client` connection (reopened when gunicorn's sync workers close it)
-and posts JSON bodies built from a template, so the generator spends little CPU per event on a
-machine it shares with the pipeline. Every event carries a client-side `event_id` and the run's
-unique `type`, so its row can be found.
+`procs` processes each run `conns` threads, and each thread holds one keep-alive HTTP/1.1 connection
+(`Poster`, reopened if the server closes it) posting JSON bodies built from a template, so the
+generator spends little CPU per event on a machine it shares with the pipeline. Every event carries a
+client-side `event_id` and the run's unique `type`, so its row can be found. `procs * conns` is the
+number of requests in flight at most: ingest answers only after Kafka acknowledged, so a closed loop
+over too few connections measures the client, not ingest.
 
 At a fixed rate the schedule is open loop: request i of the whole run is due at
-`t0 + i * batch / rate`, whatever the responses do, and each probe's send time is that due time (a
-slow response delays later sends but not their recorded send time, so a stall shows up as latency
-instead of silently lowering the offered rate). At max speed each process posts back to back.
-Both are bounded by an event count and a deadline, and stop by themselves.
+`t0 + i * batch / rate` (connection c takes requests c, c + n, c + 2n, ...), whatever the responses
+do, and each probe's send time is that due time: a slow response delays later sends but not their
+recorded send time, so a stall shows up as latency instead of silently lowering the offered rate.
+At max speed each connection posts back to back. Both are bounded by an event count and a
+deadline, and stop by themselves.
 
 Every `probe_every`-th event is a probe: its id and send time go to the probe queue for
 `bench.observe.ProbeWatcher`. At a fixed rate a probe is registered before its POST and withdrawn
@@ -21,11 +24,12 @@ Times are `time.monotonic()`, which on Linux is one clock for every process on t
 from __future__ import annotations
 
 import contextlib
-import http.client
 import math
 import multiprocessing as mp
 import os
 import queue
+import socket
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -50,9 +54,14 @@ class LoadSpec:
     max_seconds: float
     rate_eps: float | None = None
     probe_every: int = 10  # 0: no probes
+    conns: int = 1  # connections (threads) per process
+
+    @property
+    def connections(self) -> int:
+        return self.procs * self.conns
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.procs < 1 or self.max_events < 1 or self.max_seconds <= 0:
+        if min(self.batch_size, self.procs, self.conns, self.max_events) < 1 or self.max_seconds <= 0:
             raise ValueError(f"invalid load spec: {self}")
         if self.rate_eps is not None and self.rate_eps <= 0:
             raise ValueError("rate_eps must be positive")
@@ -72,6 +81,7 @@ class LoadResult:
     send_lag_ms_max: float = 0.0  # fixed rate: how late the generator sent against its schedule
     send_lag_ms_p99: float = 0.0
     late_requests: int = 0  # fixed rate: requests sent more than 10 ms after their due time
+    cpu_s: float = 0.0  # CPU the load processes used, all of them together
 
     @property
     def duration_s(self) -> float:
@@ -81,6 +91,7 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["first_send"], out["last_done"]  # monotonic clock readings: meaningless elsewhere
         out["duration_s"] = round(self.duration_s, 3)
         out["ingest_eps"] = round(self.events_accepted / self.duration_s, 1) if self.events_accepted else 0.0
         return out
@@ -116,16 +127,20 @@ def run_load(spec: LoadSpec, probes: Any | None, *, start_timeout_s: float = 30.
         start_at.value = time.monotonic() + 0.05
         go.set()
         partials: list[dict[str, Any]] = []
+        finished = 0
+        cpu_s = 0.0
         hard_deadline = start_at.value + spec.max_seconds + 120.0
-        while len(partials) < spec.procs:
+        while finished < spec.procs:
             try:
                 kind, payload = results.get(timeout=1.0)
             except queue.Empty:
                 if time.monotonic() > hard_deadline or not any(w.is_alive() for w in workers):
-                    raise RuntimeError(f"{spec.procs - len(partials)} load process(es) died or hung") from None
+                    raise RuntimeError(f"{spec.procs - finished} load process(es) died or hung") from None
                 continue
             if kind == "done":
-                partials.append(payload)
+                partials.extend(payload["outs"])
+                cpu_s += payload["cpu_s"]
+                finished += 1
             elif kind == "error":
                 raise RuntimeError(f"load process failed: {payload}")
     finally:
@@ -133,7 +148,9 @@ def run_load(spec: LoadSpec, probes: Any | None, *, start_timeout_s: float = 30.
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.terminate()
-    return merge_results(partials)
+    result = merge_results(partials)
+    result.cpu_s = round(cpu_s, 2)
+    return result
 
 
 def probe_queue() -> Any:
@@ -167,37 +184,127 @@ def merge_results(partials: list[dict[str, Any]]) -> LoadResult:
 # -- inside a load process ------------------------------------------------------------------------
 
 
-class _Poster:
-    """One keep-alive connection to ingest; reconnects when the server closed it."""
+class HttpError(OSError):
+    """The server's answer was not HTTP/1.x we can read; the connection is dropped."""
 
-    def __init__(self, url: str) -> None:
+
+class _NoResponse(HttpError):
+    """The server closed the connection without answering (e.g. its keep-alive timeout ran out)."""
+
+
+class Poster:
+    """One keep-alive HTTP/1.1 connection to ingest, reopened when the server closes it.
+
+    A minimal client over a socket: http.client parses every header through the email package,
+    which at a few thousand requests a second costs the pipeline a good part of a core on a
+    2-core machine. Ingest answers with Content-Length (never chunked), which is all this reads.
+
+    A connection idle for longer than `idle_s` is replaced before use (gunicorn closes idle
+    keep-alive connections after `keepalive` seconds, 5 by default), and a request that a reused
+    connection lost before any answer is sent once more on a new one: the server never saw it.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 60.0, idle_s: float = 2.0) -> None:
         parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.path = (parts.path.rstrip("/") or "") + "/events"
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        path = (parts.path.rstrip("/") or "") + "/events"
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.address[0]}:{self.address[1]}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.timeout_s = timeout_s
+        self.idle_s = idle_s
+        self.sock: socket.socket | None = None
+        self._last_used = 0.0
 
     def post(self, body: bytes) -> int:
-        """The HTTP status; raises OSError / http.client.HTTPException on a broken connection."""
+        """The HTTP status. Raises OSError (HttpError included) when the connection broke."""
+        request = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
+        if self.sock is not None and time.monotonic() - self._last_used > self.idle_s:
+            self.close()
+        reused = self.sock is not None
         try:
-            self.conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-            response = self.conn.getresponse()
-            response.read()
-            return response.status
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
+            status, keep = self._exchange(request)
+        except (_NoResponse, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if not reused:
+                raise
+            try:
+                status, keep = self._exchange(request)
+            except OSError:
+                self.close()
+                raise
+        except OSError:
+            self.close()
             raise
+        self._last_used = time.monotonic()
+        if not keep:
+            self.close()
+        return status
+
+    def _exchange(self, request: bytes) -> tuple[int, bool]:
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, timeout=self.timeout_s)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(request)
+        return self._read_response(self.sock)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+    @staticmethod
+    def _read_response(sock: socket.socket) -> tuple[int, bool]:
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                if not buffer:
+                    raise _NoResponse("connection closed without a response")
+                raise HttpError("connection closed inside the response headers")
+            buffer += chunk
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        try:
+            status = int(lines[0].split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            raise HttpError(f"not an HTTP status line: {lines[0][:80]!r}") from None
+        length = None
+        keep = lines[0].startswith(b"HTTP/1.1")
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                token = value.strip().lower()
+                if token == b"close":
+                    keep = False
+                elif token == b"keep-alive":
+                    keep = True
+            elif name == b"transfer-encoding":
+                raise HttpError("chunked responses are not read by this client")
+        if length is None:
+            raise HttpError("response without Content-Length")
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise HttpError("connection closed inside the response body")
+            rest += chunk
+        return status, keep
 
 
 class _Bodies:
-    """Request bodies from a template: a unique event_id per event, 64 sessions per process."""
+    """Request bodies from a template: a unique event_id per event, 64 sessions per connection."""
 
-    def __init__(self, event_type: str, proc: int) -> None:
+    def __init__(self, event_type: str, conn: int) -> None:
         self.prefix = (
             '{"type":"' + event_type + '","server":"bench-mcp","method":"tools/call","tool":"search",'
-            '"status":"ok","duration_ms":12.5,"attributes":{"client":"bench","proc":' + str(proc) + ',"seq":'
+            '"status":"ok","duration_ms":12.5,"attributes":{"client":"bench","conn":' + str(conn) + ',"seq":'
         )
-        self.proc = proc
+        self.conn = conn
         self.seq = 0
 
     def build(self, count: int) -> tuple[bytes, list[str]]:
@@ -208,7 +315,7 @@ class _Bodies:
             self.seq += 1
             parts.append(
                 f'{self.prefix}{self.seq}}},"event_id":"{event_id}","timestamp":"{stamp}",'
-                f'"session_id":"bench-{self.proc}-{self.seq % 64}"}}'
+                f'"session_id":"bench-{self.conn}-{self.seq % 64}"}}'
             )
         body = parts[0] if count == 1 else "[" + ",".join(parts) + "]"
         return body.encode(), ids
@@ -219,15 +326,33 @@ def _worker(spec: LoadSpec, index: int, probes: Any, results: Any, go: Any, star
         results.put(("ready", index))
         go.wait(60)
         _sleep_until(start_at.value)
-        results.put(("done", _drive(spec, index, probes, start_at.value)))
+        outs: list[dict[str, Any]] = []
+        failures: list[str] = []
+
+        def connection(conn: int) -> None:
+            try:
+                outs.append(_drive(spec, conn, probes, start_at.value))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [
+            threading.Thread(target=connection, args=(index * spec.conns + c,), daemon=True) for c in range(spec.conns)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        user, system = os.times()[:2]
+        results.put(("error", failures[0]) if failures else ("done", {"outs": outs, "cpu_s": user + system}))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the run
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _drive(spec: LoadSpec, index: int, probes: Any, t0: float) -> dict[str, Any]:
-    poster = _Poster(spec.url)
-    bodies = _Bodies(spec.event_type, index)
-    my_events = -(-spec.max_events // spec.procs)
+def _drive(spec: LoadSpec, conn: int, probes: Any, t0: float) -> dict[str, Any]:
+    """One connection's share of the load; `conn` is its index among all connections of the run."""
+    poster = Poster(spec.url)
+    bodies = _Bodies(spec.event_type, conn)
+    my_events = -(-spec.max_events // spec.connections)
     end = t0 + spec.max_seconds
     interval = spec.batch_size / spec.rate_eps if spec.rate_eps else 0.0
     out: dict[str, Any] = {
@@ -247,7 +372,7 @@ def _drive(spec: LoadSpec, index: int, probes: Any, t0: float) -> dict[str, Any]
     while out["events_sent"] < my_events:
         count = min(spec.batch_size, my_events - out["events_sent"])
         if spec.rate_eps:
-            due = t0 + (index + request_no * spec.procs) * interval
+            due = t0 + (conn + request_no * spec.connections) * interval
             if due >= end:
                 break
             _sleep_until(due)
@@ -272,7 +397,7 @@ def _drive(spec: LoadSpec, index: int, probes: Any, t0: float) -> dict[str, Any]
         out["events_sent"] += count
         try:
             status = poster.post(body)
-        except (OSError, http.client.HTTPException):
+        except OSError:
             status = 0
             out["connection_errors"] += 1
         out["last_done"] = time.monotonic()
@@ -292,8 +417,7 @@ def _drive(spec: LoadSpec, index: int, probes: Any, t0: float) -> dict[str, Any]
             last_flush = out["last_done"]
     if unsent_probes and probes is not None:
         probes.put((PROBE, unsent_probes))
-    with contextlib.suppress(OSError):
-        poster.conn.close()
+    poster.close()
     out["pid"] = os.getpid()
     return out
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from sentinel import processes
+from sentinel.stack import ServiceError
 
 ROLES = ("ingest", "bridge", "worker")
 
@@ -42,12 +43,24 @@ class Pipeline:
     def pid(self, role: str) -> int | None:
         return processes.get(role).pid()
 
-    def start(self, tracing: str) -> float:
-        """(Re)start ingest, bridge and worker with `tracing`; returns seconds taken. Raises ServiceError."""
+    def start(self, tracing: str, attempts: int = 2) -> float:
+        """(Re)start ingest, bridge and worker with `tracing`; returns seconds taken.
+
+        A failed start is tried once more: with SENTINEL_PORT_OFFSET=30000 every port lies in Linux's
+        ephemeral range (32768-60999), where an outgoing connection can briefly hold a process's
+        metrics port. Raises ServiceError when the last attempt fails.
+        """
         started = time.monotonic()
         self._set_env(TRACING_CONFIGS[tracing])
-        self.stop()
-        _together([processes.get(role).up for role in ("worker", "bridge", "ingest")])
+        for attempt in range(1, attempts + 1):
+            self.stop()
+            try:
+                _together([processes.get(role).up for role in ("worker", "bridge", "ingest")])
+                break
+            except ServiceError:
+                if attempt == attempts:
+                    raise
+                time.sleep(1.0)
         self.tracing = tracing
         return time.monotonic() - started
 

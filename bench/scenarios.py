@@ -11,12 +11,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.cpu import CpuMeter
 from bench.load import LoadSpec, probe_queue, run_load
-from bench.observe import Offsets, ProbeWatcher, run_started_at, wait_count
+from bench.observe import Offsets, ProbeWatcher, count_distinct, run_started_at, wait_count
 from bench.report import latency_summary
 from workers.clickhouse.client import new_client
 
 BATCH = 100  # events per POST in batched mode and in the latency scenarios
+# Probes are polled by primary key; each pending id costs ClickHouse a lookup in every part, so
+# their number is kept small: ~50 new probes a second at a fixed rate, 1 in 1,000 (batched) or
+# 1 in 100 (single) events at max speed, where they only tell when to start counting.
+LATENCY_PROBES_PER_S = 50
+THROUGHPUT_PROBE_EVERY = {"batched_100": 1000, "single_event": 100}
+# While the load runs at max speed the watcher polls rarely (it competes with the pipeline for
+# ClickHouse); once the load stops it polls often, because the end of the drain is the figure.
+POLL_DURING_LOAD_S = 1.0
+POLL_AFTER_LOAD_S = 0.05
+LATENCY_POLL_S = 0.05  # see bench/observe.py for why not 20 ms
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Sizes:
     celery_hop_events: int
     warmup_s: float
     load_procs: int
+    conns_per_proc: int  # keep-alive connections (threads) per load process
     drain_timeout_s: float
     visible_timeout_s: float  # after the load ends, how long rows may take to appear
 
@@ -42,6 +54,7 @@ QUICK = Sizes(
     celery_hop_events=20_000,
     warmup_s=1.0,
     load_procs=4,
+    conns_per_proc=8,
     drain_timeout_s=60.0,
     visible_timeout_s=60.0,
 )
@@ -53,6 +66,7 @@ FULL = Sizes(
     celery_hop_events=200_000,
     warmup_s=3.0,
     load_procs=4,
+    conns_per_proc=8,
     drain_timeout_s=300.0,
     visible_timeout_s=300.0,
 )
@@ -64,11 +78,12 @@ def log(message: str) -> None:
 
 
 class Scenarios:
-    def __init__(self, run_id: str, sizes: Sizes, url: str, offsets: Offsets) -> None:
+    def __init__(self, run_id: str, sizes: Sizes, url: str, offsets: Offsets, cpu: CpuMeter) -> None:
         self.run_id = run_id
         self.sizes = sizes
         self.url = url
         self.offsets = offsets
+        self.cpu = cpu
         self.client = new_client()
 
     def event_type(self, scenario: str) -> str:
@@ -85,6 +100,7 @@ class Scenarios:
             self.event_type(f"warmup-{tracing}"),
             BATCH,
             self.sizes.load_procs,
+            conns=self.sizes.conns_per_proc,
             max_events=1_000_000,
             max_seconds=self.sizes.warmup_s,
             probe_every=0,
@@ -102,24 +118,39 @@ class Scenarios:
             self.event_type(f"{mode}-{tracing}"),
             batch,
             self.sizes.load_procs,
+            conns=self.sizes.conns_per_proc,
             max_events=self.sizes.batched_max_events if batch > 1 else self.sizes.single_max_events,
             max_seconds=self.sizes.throughput_s,
-            probe_every=100 if batch > 1 else 10,
+            probe_every=THROUGHPUT_PROBE_EVERY[mode],
         )
         since = run_started_at()
         probes = probe_queue()
-        with ProbeWatcher(probes, interval_s=0.1, client=new_client()) as watcher:
+        self.cpu.start()
+        harness_cpu = time.process_time()
+        with ProbeWatcher(probes, interval_s=POLL_DURING_LOAD_S, client=new_client()) as watcher:
             load = run_load(spec, probes)
+            watcher.interval_s = POLL_AFTER_LOAD_S
+            # Where the events were when the posting stopped: which stage could not keep up.
+            visible_at_load_end, _ = count_distinct(self.client, spec.event_type, since)
+            kafka_lag_at_load_end = self.offsets.lag()
             probes_seen = watcher.wait_all_seen(self.sizes.visible_timeout_s)
         if not load.events_accepted or load.first_send is None:
             raise RuntimeError(f"ingest accepted no events: {load.as_dict()}")
         done_at, distinct, rows = wait_count(
-            self.client, spec.event_type, load.events_accepted, since, timeout_s=self.sizes.visible_timeout_s
+            self.client,
+            spec.event_type,
+            load.events_accepted,
+            since,
+            timeout_s=self.sizes.visible_timeout_s,
+            interval_s=POLL_AFTER_LOAD_S,
         )
         if done_at is None:
             raise RuntimeError(f"only {distinct} of {load.events_accepted} accepted events visible in time")
         e2e_s = done_at - load.first_send
         eps = load.events_accepted / e2e_s
+        cpu = self.cpu.since()
+        cpu["harness"] = round(time.process_time() - harness_cpu, 2)
+        cpu["load_generator"] = load.cpu_s
         log(
             f"{mode}/{tracing}: {eps:,.0f} events/s end to end ({load.events_accepted:,} events in {e2e_s:.2f}s; "
             f"ingest {load.as_dict()['ingest_eps']:,.0f}/s for {load.duration_s:.2f}s)"
@@ -129,39 +160,51 @@ class Scenarios:
             "events_accepted": load.events_accepted,
             "end_to_end_s": round(e2e_s, 3),
             "visible_after_load_s": round(done_at - (load.last_done or done_at), 3),
+            "visible_at_load_end": visible_at_load_end,
+            "rows_per_s_during_load": round(visible_at_load_end / load.duration_s, 1),
+            "kafka_lag_at_load_end": kafka_lag_at_load_end,
+            "cpu_s": cpu,
+            "cpu_ms_per_1k_events": per_1k(cpu, load.events_accepted),
             "rows": rows,
             "distinct": distinct,
             "load": load.as_dict(),
             "probes": {
                 "registered": watcher.stats.registered,
                 "all_seen": probes_seen,
+                # Coarse: polled once a second while the load ran.
                 "latency_under_max_load_ms": latency_summary(watcher.stats.latencies_s),
             },
             "drained_before_s": round(drained_in, 2),
         }
 
     def latency(self, rate: int) -> dict[str, Any]:
-        """Offer `rate` events/s (batches of 100, open loop) for `latency_s`; every 10th event is a
-        probe whose POST-to-row time is measured."""
+        """Offer `rate` events/s (batches of 100, open loop) for `latency_s`; about 50 events a
+        second (1 in 10 at 500/s, 1 in 100 at 5,000/s) are probes whose POST-to-row time is measured."""
         drained_in = self.drain()
         spec = LoadSpec(
             self.url,
             self.event_type(f"latency-{rate}"),
             BATCH,
             self.sizes.load_procs,
-            max_events=int(rate * self.sizes.latency_s) + BATCH * self.sizes.load_procs,
+            conns=self.sizes.conns_per_proc,
+            # The deadline ends it; the count bound only has to leave every connection whole batches.
+            max_events=int(rate * self.sizes.latency_s * 1.1)
+            + BATCH * self.sizes.load_procs * self.sizes.conns_per_proc,
             max_seconds=self.sizes.latency_s,
             rate_eps=float(rate),
-            probe_every=10,
+            probe_every=latency_probe_every(rate),
         )
         probes = probe_queue()
-        with ProbeWatcher(probes, interval_s=0.02, client=new_client()) as watcher:
+        self.cpu.start()
+        with ProbeWatcher(probes, interval_s=LATENCY_POLL_S, client=new_client()) as watcher:
             load = run_load(spec, probes)
             finished = time.monotonic()
             all_seen = watcher.wait_all_seen(self.sizes.visible_timeout_s)
             # A probe never seen counts with the time waited for it: a lower bound of its latency.
             unseen = [finished + self.sizes.visible_timeout_s - sent for sent in watcher.unseen_send_times()]
         samples = watcher.stats.latencies_s + unseen
+        cpu = self.cpu.since()
+        cpu["load_generator"] = load.cpu_s
         summary = latency_summary(samples)
         log(
             f"latency @ {rate:,}/s: p50 {summary['p50']} ms, p95 {summary['p95']} ms, p99 {summary['p99']} ms "
@@ -170,14 +213,29 @@ class Scenarios:
         return {
             **summary,
             "probes": len(samples),
+            "probe_every": spec.probe_every,
             "unseen": len(unseen),
             "all_seen": all_seen,
             "max_ms": round(max(samples) * 1000.0, 1) if samples else None,
             "mean_poll_ms": round(watcher.stats.mean_poll_ms, 2),
             "load": load.as_dict(),
+            "cpu_s": cpu,
             "drained_before_s": round(drained_in, 2),
         }
 
 
 def sizes_dict(sizes: Sizes) -> dict[str, Any]:
     return asdict(sizes)
+
+
+def latency_probe_every(rate_eps: float) -> int:
+    """One probe in n events, n >= 10, so that about LATENCY_PROBES_PER_S probes are sent a second."""
+    return max(10, round(rate_eps / LATENCY_PROBES_PER_S))
+
+
+def per_1k(cpu_s: dict[str, float], events: int) -> dict[str, float]:
+    """CPU milliseconds per 1,000 events for each role (not for the wall/all-cores figures)."""
+    if not events:
+        return {}
+    skip = ("wall_s", "all_cores_s")
+    return {role: round(1e6 * used / events, 1) for role, used in cpu_s.items() if role not in skip}

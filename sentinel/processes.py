@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from sentinel import settings
-from sentinel.stack.runner import Service, port_open, tail
+from sentinel.stack.runner import Service, port_open
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -69,7 +69,13 @@ class AppProcess(Service):
         return {"log": str(self.log_path)}
 
     def log_contains(self, text: str) -> bool:
-        return text in tail(self.log_path, 400)
+        """Whether this run's log (rotated at each start) says `text` near its beginning, where
+        readiness is announced; a busy process's tail has long moved past it."""
+        try:
+            with self.log_path.open("rb") as log:
+                return text.encode() in log.read(256 * 1024)
+        except OSError:
+            return False
 
 
 class Ingest(AppProcess):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from celery import Task
 
 from sentinel import metrics, semconv, settings
@@ -44,7 +45,13 @@ def insert_chunk_task(self: Task, wire: dict[str, Any]) -> dict[str, Any]:
     except PermanentInsertError as exc:
         rows, outcome = dead_letter_chunk(chunk, f"insert refused: {exc}")
     if chunk.ack_to:
-        acks.send(chunk.ack_to, chunk.token)
+        try:
+            acks.send(chunk.ack_to, chunk.token)
+        except redis.RedisError as exc:
+            # Redis away: retry the task (the insert repeats as a no-op) rather than leave the
+            # bridge waiting for its ack timeout.
+            log.warning("cannot ack %s, retrying: %s", chunk.token, exc)
+            raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
     # Logged inside the task's span: the line carries the batch trace's ids.
     log.info(
         "chunk %s %s: %d row(s), attempt %d",

@@ -124,8 +124,11 @@ class Service(ABC):
     # -- mechanics -------------------------------------------------------------------------
 
     def pid(self) -> int | None:
+        """The pid of our running process, or None. The pid file also names the program, so a pid
+        reused by an unrelated process (after a reboot, say) is never taken for ours."""
         try:
-            pid = int(self.pid_path.read_text().strip())
+            raw_pid, _, program = self.pid_path.read_text().partition("\n")
+            pid = int(raw_pid.strip())
         except (OSError, ValueError):
             return None
         try:
@@ -135,8 +138,10 @@ class Service(ABC):
         except ChildProcessError:
             pass
         try:
-            os.kill(pid, 0)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
+            return None
+        if program.strip() and os.path.basename(program.strip()).encode() not in cmdline:
             return None
         return pid
 
@@ -144,6 +149,10 @@ class Service(ABC):
         """Make the service answer; returns 'reused' or 'started'. Raises ServiceError."""
         if self.ready():
             self.after_ready()
+            return "reused"
+        if self.pid() is not None:
+            # Ours, alive, not (yet) answering: wait for it rather than start a second copy.
+            self._wait_ready(None)
             return "reused"
         if not self.installed():
             self.install()
@@ -161,17 +170,25 @@ class Service(ABC):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.pid_path.write_text(str(proc.pid))
+        self.pid_path.write_text(f"{proc.pid}\n{self.argv()[0]}")
+        self._wait_ready(proc)
+        return "started"
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes] | None) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 raise ServiceError(
                     f"{self.name} exited with {proc.returncode} while starting; "
                     f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
+            if proc is None and self.pid() is None:
+                raise ServiceError(
+                    f"{self.name} exited while starting; last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
             if self.ready():
                 self.after_ready()
-                return "started"
+                return
             time.sleep(0.25)
         # Not ready in time: stop it, so a later `up` starts clean instead of finding a half-started one.
         self.down(timeout=10)

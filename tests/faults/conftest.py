@@ -24,18 +24,26 @@ RESULTS = pytest.StashKey[list[Figures]]()
 _HOW_TO_START = "Start everything with `.venv/bin/sentinel stack up` (or `make test`), which runs the services itself."
 
 
+def _running(process: AppProcess) -> None:
+    # Only a process that is not running is started: `up()` judges a running one by the last 16 KB
+    # of its log, so a busy worker or bridge would be started a second time beside the first.
+    if process.pid() is None:
+        process.up()
+
+
 def _healthy() -> None:
     stack.up(echo=False)
     migrate(new_client())
     for name in PIPELINE:
-        processes.get(name).up()
+        _running(processes.get(name))
 
 
 @pytest.fixture(scope="session")
 def pipeline() -> None:
     """(Re)start the pipeline processes from this checkout's code and wait until each is ready."""
     try:
-        _healthy()
+        stack.up(echo=False)
+        migrate(new_client())
         for name in PIPELINE:
             process = processes.get(name)
             process.down()
@@ -77,7 +85,7 @@ class Faults:
     def process(self, name: str) -> AppProcess:
         """A pipeline process; running again at teardown."""
         process = processes.get(name)
-        self._undo.append((f"start {name}", process.up))
+        self._undo.append((f"start {name}", lambda: _running(process)))
         return process
 
     def extra(self, process: AppProcess) -> AppProcess:

@@ -440,6 +440,8 @@ def kill_mid_insert(worker_pid: int, *, whole_worker: bool = False, timeout_s: f
     """Wait for a worker child to be in the middle of an insert, then SIGKILL it (or, with
     `whole_worker`, the worker's whole process group). Returns the inserting child's pid, or None
     if no insert was caught within the timeout (nothing is killed then)."""
+    if worker_pid <= 1:
+        raise ValueError(f"not a worker pid: {worker_pid}")  # killpg(0) would hit our own group
     client = new_client()
     deadline = time.monotonic() + timeout_s
     try:
@@ -495,6 +497,7 @@ class Figures:
             f"fault={self.fault!r} sent={self.sent} accepted={self.accepted} stored={self.stored}"
             f" duplicates_read={self.duplicates} drain_s={drain}"
             f" | lost={self.lost} rows_before_final={self.raw_rows} dead_lettered={self.dead_lettered}"
+            f" offsets_sharing_an_event_id={self.aliased}"
             f" commit_checks={self.checked} commit_violations={len(self.violations)}"
             f" unreadable_samples={self.unreadable}" + (f" other_answers=({other})" if other else "")
         )
@@ -626,7 +629,10 @@ class FaultRun:
         self.expect(figures.accepted > 0, "no event was accepted")
         self.expect(figures.lost == 0, f"{figures.lost} accepted event(s) not in ClickHouse")
         self.expect(figures.duplicates == 0, f"{figures.duplicates} event(s) read twice with FINAL")
-        self.expect(not figures.violations, f"{len(figures.violations)} committed offset(s) passed unstored events")
+        self.expect(
+            not figures.violations,
+            f"committed offsets passed unstored events ({len(figures.violations)} partition snapshot(s))",
+        )
         self.expect(drained_at is not None, f"did not drain within {DRAIN_TIMEOUT_S:.0f}s")
         self.expect(
             figures.checked >= MIN_CHECKED_SAMPLES,

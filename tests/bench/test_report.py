@@ -1,0 +1,120 @@
+"""bench.report: percentiles, target evaluation and the document's keys, from made-up figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import plan
+from bench.report import build_document, evaluate_targets, latency_summary, percentile, write_chart
+
+TOP_LEVEL = {
+    "machine",
+    "config",
+    "throughput_eps",
+    "tracing_cost_ratio",
+    "latency_ms",
+    "celery_hop",
+    "peak_rss_mb",
+    "targets",
+    "duration_s",
+    "details",
+    "errors",
+}
+
+
+def _document(**overrides: object) -> dict:
+    figures: dict = {
+        "machine": {"cores": 2},
+        "config": {"mode": "quick", "run_id": "test"},
+        "throughput": {
+            "batched_100": {"tracing_off": 25_000.0, "sampled_100": 20_000.0, "sampled_10": 24_000.0},
+            "single_event": {"tracing_off": 2_500.0, "sampled_100": 1_900.0, "sampled_10": 2_400.0},
+        },
+        "latency": {
+            "500": {"p50": 250.0, "p95": 300.0, "p99": 350.0},
+            "2000": {"p50": 260.0, "p95": 500.0, "p99": 1_200.0},
+            "5000": {"p50": 300.0, "p95": 700.0, "p99": 900.0},
+        },
+        "celery_hop": {"direct_eps": 40_000.0, "pipeline_eps": 30_000.0, "ratio": 0.75},
+        "peak_rss": {"ingest": {"max_process_mb": 70.0, "tree_sum_mb": 160.0, "processes": 3}},
+        "duration_s": 95.04,
+    }
+    figures.update(overrides)
+    return build_document(**figures)
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 100) == 4.0
+    assert percentile(list(range(101)), 99) == pytest.approx(99.0)
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_of_nothing_is_none_and_out_of_range_is_refused() -> None:
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_latency_summary_is_in_milliseconds() -> None:
+    summary = latency_summary([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert summary == {"p50": 300.0, "p95": 480.0, "p99": 496.0}
+    assert latency_summary([]) == {"p50": None, "p95": None, "p99": None}
+
+
+def test_document_has_every_key_and_derives_ratios() -> None:
+    document = _document()
+    assert set(document) == TOP_LEVEL
+    assert set(document["throughput_eps"]) == {"batched_100", "single_event"}
+    for mode in document["throughput_eps"].values():
+        assert set(mode) == {"tracing_off", "sampled_100", "sampled_10"}
+    assert document["tracing_cost_ratio"] == {"sampled_100": 0.8, "sampled_10": 0.96}
+    assert set(document["latency_ms"]) == {"500", "2000", "5000"}
+    assert set(document["peak_rss_mb"]) == {"ingest", "bridge", "worker"}
+    assert document["peak_rss_mb"]["bridge"] == {"max_process_mb": None, "tree_sum_mb": None, "processes": None}
+    json.dumps(document, allow_nan=False)  # plain JSON, no NaN or infinity
+
+
+def test_targets_are_judged_by_direction() -> None:
+    targets = _document()["targets"]
+    assert targets["batched_throughput_eps"]["measured"] == 20_000.0
+    assert targets["batched_throughput_eps"]["met"] is True  # 20,000 >= 20,000
+    assert targets["single_event_throughput_eps"]["met"] is False
+    assert targets["tracing_100_ratio"]["met"] is True  # 0.8 >= 0.7
+    assert targets["tracing_10_ratio"]["met"] is True  # 0.96 >= 0.9
+    assert targets["celery_hop_ratio"]["met"] is True
+    assert targets["latency_p99_ms_at_2000"]["op"] == "<="
+    assert targets["latency_p99_ms_at_2000"]["met"] is False  # 1,200 ms > 1 s
+
+
+def test_unmeasured_figures_are_null_with_the_same_keys() -> None:
+    empty = build_document(
+        machine={}, config={}, throughput={}, latency={}, celery_hop=None, peak_rss={}, duration_s=1.0
+    )
+    full = _document()
+    assert set(empty) == set(full)
+    assert empty["throughput_eps"]["batched_100"]["sampled_100"] is None
+    assert empty["tracing_cost_ratio"] == {"sampled_100": None, "sampled_10": None}
+    assert empty["celery_hop"] == {"direct_eps": None, "pipeline_eps": None, "ratio": None}
+    assert all(t["measured"] is None and t["met"] is None for t in empty["targets"].values())
+    assert set(evaluate_targets(empty)) == set(full["targets"])
+
+
+def test_plan_runs_latency_at_full_sampling_and_the_hop_without_tracing() -> None:
+    steps = plan(("batched", "single", "latency", "celery_hop"), ("tracing_off", "sampled_100", "sampled_10"))
+    assert steps == [
+        ("tracing_off", ["batched", "single", "celery_hop"]),
+        ("sampled_10", ["batched", "single"]),
+        ("sampled_100", ["batched", "single", "latency"]),
+    ]
+    assert plan(("latency",), ("sampled_10",)) == [("sampled_10", ["latency"])]
+
+
+def test_chart_is_written_as_png(tmp_path: Path) -> None:
+    path = write_chart(_document(), tmp_path / "out" / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
