@@ -112,18 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.observe import Offsets
     from bench.pipeline import ROLES, Pipeline
     from bench.rss import PeakRss
-    from bench.scenarios import (
-        FULL,
-        LATENCY_POLL_S,
-        POLL_AFTER_LOAD_S,
-        POLL_DURING_LOAD_S,
-        QUICK,
-        THROUGHPUT_PROBE_EVERY,
-        Scenarios,
-        latency_probe_every,
-        log,
-        sizes_dict,
-    )
+    from bench.scenarios import FULL, QUICK, Scenarios, log, sizes_dict
     from sentinel import settings, stack
     from workers.clickhouse.client import new_client, server_version
     from workers.clickhouse.schema import DATABASE, EVENTS_TABLE, migrate
@@ -243,24 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "scenarios": list(args.scenarios),
         "tracing_configs": list(args.tracing),
-        "sizes": sizes_dict(sizes),
-        "events_per_batched_post": 100,
-        "latency_post_size": 100,
         "latency_tracing": next((t for t, todo in steps if "latency" in todo), None),
-        "probe_every": {
-            **{f"latency_{rate}": latency_probe_every(rate) for rate in (500, 2000, 5000)},
-            **THROUGHPUT_PROBE_EVERY,
-        },
-        "probe_poll_s": {"latency": LATENCY_POLL_S, "during_load": POLL_DURING_LOAD_S, "after_load": POLL_AFTER_LOAD_S},
-        "stack_dir": str(settings.STACK_DIR),
-        "port_offset": settings.PORT_OFFSET,
-        "ingest_url": settings.INGEST_URL,
-        "ingest_server": _gunicorn_settings(),
-        "worker_concurrency": settings.WORKER_CONCURRENCY,
+        "sizes": sizes_dict(sizes),
+        **_fixed_config(),
         "topic_partitions": len(offsets.partitions()),
-        "chunk_max_events": settings.CHUNK_MAX_EVENTS,
-        "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
-        "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
         "events_table_at_start": table_at_start,
     }
     document = report.build_document(
@@ -284,6 +259,37 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {json_path} (and its .png) in {time.monotonic() - started:.0f}s")
     print(json.dumps(document, indent=2))
     return 1 if document["errors"] else 0
+
+
+def _fixed_config() -> dict[str, Any]:
+    """What the harness and the pipeline were configured with, beyond the run's own choices."""
+    from bench.scenarios import (
+        BATCH,
+        LATENCY_POLL_S,
+        POLL_AFTER_LOAD_S,
+        POLL_DURING_LOAD_S,
+        THROUGHPUT_PROBE_EVERY,
+        latency_probe_every,
+    )
+    from sentinel import settings
+
+    return {
+        "events_per_batched_post": BATCH,
+        "events_per_latency_post": BATCH,
+        "probe_every": {
+            **{f"latency_{rate}": latency_probe_every(rate) for rate in (500, 2000, 5000)},
+            **THROUGHPUT_PROBE_EVERY,
+        },
+        "probe_poll_s": {"latency": LATENCY_POLL_S, "during_load": POLL_DURING_LOAD_S, "after_load": POLL_AFTER_LOAD_S},
+        "stack_dir": str(settings.STACK_DIR),
+        "port_offset": settings.PORT_OFFSET,
+        "ingest_url": settings.INGEST_URL,
+        "ingest_server": _gunicorn_settings(),
+        "worker_concurrency": settings.WORKER_CONCURRENCY,
+        "chunk_max_events": settings.CHUNK_MAX_EVENTS,
+        "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
+        "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
+    }
 
 
 def _gunicorn_settings() -> dict[str, Any]:

@@ -4,7 +4,9 @@ import os
 
 from sentinel import settings
 
-bind = f"{settings.HOST}:{settings.INGEST_PORT}"
+# Loopback only: clients reach ingest through nginx (ingest_app/serve.py locally, a sidecar in k8s),
+# which buffers whole requests so no gunicorn thread waits on a slow or stalled client.
+bind = f"127.0.0.1:{settings.INGEST_UPSTREAM_PORT}"
 workers = int(os.environ.get("SENTINEL_INGEST_WORKERS", "2"))
 # Threads: a request mostly waits for Kafka's acknowledgement, and concurrent requests share
 # one producer whose batches (linger.ms) then carry several requests' events.

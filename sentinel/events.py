@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sentinel.jsonvalues import HugeInt
+
 MAX_TYPE_LENGTH = 256
 MAX_ID_LENGTH = 1024
 # Deeper than any audit event needs, and well inside what orjson can write back (254).
@@ -66,7 +68,7 @@ def validate(event: Any) -> FieldError | None:
     kind = event.get("type")
     if kind is None:
         return FieldError("type", "required")
-    if not isinstance(kind, str) or not kind.strip():
+    if not isinstance(kind, str) or isinstance(kind, HugeInt) or not kind.strip():
         return FieldError("type", "must be a non-empty string")
     if len(kind) > MAX_TYPE_LENGTH:
         return FieldError("type", f"longer than {MAX_TYPE_LENGTH} characters")
@@ -78,7 +80,7 @@ def validate(event: Any) -> FieldError | None:
             return FieldError("timestamp", problem)
     for name in _OPTIONAL_STRINGS:
         value = event.get(name)
-        if value is not None and not isinstance(value, str):
+        if value is not None and (not isinstance(value, str) or isinstance(value, HugeInt)):
             return FieldError(name, "must be a string")
         if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
             return FieldError(name, f"longer than {MAX_ID_LENGTH} characters")
@@ -88,26 +90,31 @@ def validate(event: Any) -> FieldError | None:
     attributes = event.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         return FieldError("attributes", "must be a JSON object")
-    deepest = _deepest_field(event)
-    if deepest is not None:
-        return FieldError(deepest, f"nested deeper than {MAX_DEPTH} levels")
-    return None
+    return _check_values(event)
 
 
-def _deepest_field(event: dict[str, Any]) -> str | None:
-    """The top-level field holding a value nested deeper than MAX_DEPTH, if any (iterative, so a
-    hostile depth cannot exhaust the stack)."""
+def _check_values(event: dict[str, Any]) -> FieldError | None:
+    """Walk every value (iteratively, so a hostile depth cannot exhaust the stack): refuse nesting
+    deeper than MAX_DEPTH and integers outside 64 bits, naming the top-level field."""
     for field, value in event.items():
+        if isinstance(value, HugeInt):
+            return FieldError(field, _HUGE)
         if not isinstance(value, dict | list):
             continue
         stack = [(value, 2)]
         while stack:
             node, depth = stack.pop()
             if depth > MAX_DEPTH:
-                return field
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+                return FieldError(field, f"nested deeper than {MAX_DEPTH} levels")
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, HugeInt):
+                    return FieldError(field, _HUGE)
+                if isinstance(child, dict | list):
+                    stack.append((child, depth + 1))
     return None
+
+
+_HUGE = "holds an integer outside the 64-bit range; send it as a string"
 
 
 def _check_timestamp(value: Any) -> str | None:
@@ -121,6 +128,8 @@ def _check_timestamp(value: Any) -> str | None:
 
 
 def _json_type(value: Any) -> str:
+    if isinstance(value, HugeInt):
+        return "a number"
     if value is None:
         return "null"
     if isinstance(value, bool):

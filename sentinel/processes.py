@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from sentinel import settings
-from sentinel.stack.runner import Service, port_open
+from sentinel.stack.runner import Service, apt_install, port_open, which
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -79,6 +79,8 @@ class AppProcess(Service):
 
 
 class Ingest(AppProcess):
+    """nginx on the ingest port in front of gunicorn on loopback, as one process group."""
+
     name = "ingest"
     start_timeout = 60.0
 
@@ -86,27 +88,102 @@ class Ingest(AppProcess):
     def port(self) -> int:  # type: ignore[override]
         return settings.INGEST_PORT
 
+    @property
+    def upstream_port(self) -> int:
+        # What gunicorn computes from this process's environment (settings.INGEST_UPSTREAM_PORT).
+        return settings.INGEST_UPSTREAM_PORT if self.port == settings.INGEST_PORT else self.port + 1
+
+    @property
+    def nginx_conf(self) -> Path:
+        return self.home / "nginx.conf"
+
+    def installed(self) -> bool:
+        return which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+
+    def install(self) -> None:
+        apt_install("nginx")
+
     def env(self) -> dict[str, str]:
         return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
 
+    def prepare(self) -> None:
+        super().prepare()
+        temp = self.home / "nginx-temp"
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (temp / sub).mkdir(parents=True, exist_ok=True)
+            (temp / sub).chmod(0o777)  # nginx's workers drop to `nobody` when started as root
+        self.nginx_conf.write_text(nginx_config(self.port, self.upstream_port, self.home))
+
     def argv(self) -> list[str]:
-        return [
-            str(VENV_BIN / "gunicorn"),
-            "-c",
-            str(settings.REPO_ROOT / "ingest_app" / "gunicorn_conf.py"),
-            "ingest_app.wsgi:app",
-        ]
+        return [sys.executable, "-m", "ingest_app.serve", "--nginx-conf", str(self.nginx_conf)]
 
     def ready(self) -> bool:
         if not port_open(self.port):
             return False
         try:
-            return requests.get(f"{settings.INGEST_URL}/readyz", timeout=3).ok
+            return requests.get(f"http://{settings.HOST}:{self.port}/readyz", timeout=3).ok
         except requests.RequestException:
             return False
 
     def addresses(self) -> dict[str, str]:
-        return {"url": settings.INGEST_URL, "log": str(self.log_path)}
+        return {"url": f"http://{settings.HOST}:{self.port}", "log": str(self.log_path)}
+
+
+def nginx_config(port: int, upstream_port: int, home: Path) -> str:
+    """nginx as ingest's front door: whole requests buffered before gunicorn sees them, slow
+    clients cut off, refusals in the same JSON shape as ingest's own."""
+    limit = settings.INGEST_MAX_BODY_BYTES
+    temp = home / "nginx-temp"
+    return f"""\
+worker_processes 1;
+daemon off;
+pid {home}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    server_tokens off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    send_timeout 30s;
+    keepalive_timeout 30s;
+    # A little above ingest's own limit, so ingest answers the usual 413 with its JSON reason.
+    client_max_body_size {limit + 1024 * 1024};
+    client_body_buffer_size 1m;
+    upstream gunicorn {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+    server {{
+        listen {settings.HOST}:{port} backlog=4096;
+        default_type application/json;
+        location / {{
+            proxy_pass http://gunicorn;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_request_buffering on;
+            proxy_read_timeout 60s;
+        }}
+        error_page 413 = @too_large;
+        error_page 408 = @timeout;
+        error_page 502 503 504 = @unavailable;
+        location @too_large {{
+            return 413 '{{"error": "body_too_large", "detail": "the body is larger than {limit} bytes"}}';
+        }}
+        location @timeout {{
+            return 408 '{{"error": "body_timeout", "detail": "the request did not arrive in time"}}';
+        }}
+        location @unavailable {{
+            add_header Retry-After 5 always;
+            return 503 '{{"error": "ingest_unavailable", "detail": "ingest is starting or restarting"}}';
+        }}
+    }}
+}}
+"""
 
 
 class Bridge(AppProcess):

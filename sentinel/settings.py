@@ -41,6 +41,9 @@ STACK_DIR = Path(_str("SENTINEL_STACK_DIR", str(REPO_ROOT / ".stack")))
 
 # Ports (DESIGN.md defaults, each overridable).
 INGEST_PORT = _port("SENTINEL_INGEST_PORT", 8080)
+# gunicorn listens here on loopback, behind nginx on INGEST_PORT (a buffering proxy: gunicorn's
+# threads never wait on a slow client's body).
+INGEST_UPSTREAM_PORT = _int("SENTINEL_INGEST_UPSTREAM_PORT", INGEST_PORT + 1)
 KAFKA_PORT = _port("SENTINEL_KAFKA_PORT", 9092)
 KAFKA_CONTROLLER_PORT = _port("SENTINEL_KAFKA_CONTROLLER_PORT", 9093)
 CLICKHOUSE_PORT = _port("SENTINEL_CLICKHOUSE_PORT", 9000)
