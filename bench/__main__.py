@@ -271,7 +271,7 @@ def _fixed_config() -> dict[str, Any]:
         THROUGHPUT_PROBE_EVERY,
         latency_probe_every,
     )
-    from sentinel import settings
+    from sentinel import processes, settings
 
     return {
         "events_per_batched_post": BATCH,
@@ -285,6 +285,7 @@ def _fixed_config() -> dict[str, Any]:
         "port_offset": settings.PORT_OFFSET,
         "ingest_url": settings.INGEST_URL,
         "ingest_server": _gunicorn_settings(),
+        "ingest_argv": " ".join(processes.get("ingest").argv()),
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
         "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,

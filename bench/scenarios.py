@@ -13,7 +13,14 @@ from typing import Any
 
 from bench.cpu import CpuMeter
 from bench.load import LoadSpec, probe_queue, run_load
-from bench.observe import Offsets, ProbeWatcher, count_distinct, run_started_at, wait_count
+from bench.observe import (
+    COUNT_WHEN_LAG_AT_MOST,
+    Offsets,
+    ProbeWatcher,
+    count_distinct,
+    run_started_at,
+    wait_count,
+)
 from bench.report import latency_summary
 from workers.clickhouse.client import new_client
 
@@ -127,25 +134,28 @@ class Scenarios:
         probes = probe_queue()
         self.cpu.start()
         harness_cpu = time.process_time()
+        # The watcher polls once a second throughout: its probes give a coarse latency under
+        # saturation; the end of the run is found by the count below.
         with ProbeWatcher(probes, interval_s=POLL_DURING_LOAD_S, client=new_client()) as watcher:
             load = run_load(spec, probes)
-            watcher.interval_s = POLL_AFTER_LOAD_S
             # Where the events were when the posting stopped: which stage could not keep up.
             visible_at_load_end, _ = count_distinct(self.client, spec.event_type, since)
             kafka_lag_at_load_end = self.offsets.lag()
-            probes_seen = watcher.wait_all_seen(self.sizes.visible_timeout_s)
-        if not load.events_accepted or load.first_send is None:
-            raise RuntimeError(f"ingest accepted no events: {load.as_dict()}")
-        done_at, distinct, rows = wait_count(
-            self.client,
-            spec.event_type,
-            load.events_accepted,
-            since,
-            timeout_s=self.sizes.visible_timeout_s,
-            interval_s=POLL_AFTER_LOAD_S,
-        )
-        if done_at is None:
-            raise RuntimeError(f"only {distinct} of {load.events_accepted} accepted events visible in time")
+            if not load.events_accepted or load.first_send is None:
+                raise RuntimeError(f"ingest accepted no events: {load.as_dict()}")
+            self.offsets.wait_lag_at_most(COUNT_WHEN_LAG_AT_MOST, self.sizes.visible_timeout_s)
+            done_at, distinct, rows = wait_count(
+                self.client,
+                spec.event_type,
+                load.events_accepted,
+                since,
+                timeout_s=self.sizes.visible_timeout_s,
+                interval_s=POLL_AFTER_LOAD_S,
+            )
+            if done_at is None:
+                raise RuntimeError(f"only {distinct} of {load.events_accepted} accepted events visible in time")
+            watcher.interval_s = 0.1
+            probes_seen = watcher.wait_all_seen(10.0)
         e2e_s = done_at - load.first_send
         eps = load.events_accepted / e2e_s
         cpu = self.cpu.since()

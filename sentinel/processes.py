@@ -138,7 +138,7 @@ def nginx_config(port: int, upstream_port: int, home: Path) -> str:
 worker_processes 1;
 daemon off;
 pid {home}/nginx.pid;
-error_log stderr warn;
+error_log stderr error;
 events {{ worker_connections 8192; }}
 http {{
     access_log off;
@@ -155,7 +155,9 @@ http {{
     # A little above ingest's own limit, so ingest answers the usual 413 with its JSON reason.
     client_max_body_size {limit + 1024 * 1024};
     client_body_buffer_size 1m;
-    upstream gunicorn {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+    # Idle upstream connections close before gunicorn's own 5 s keep-alive does, so nginx never
+    # sends a request on a connection gunicorn is closing.
+    upstream gunicorn {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_timeout 4s; }}
     server {{
         listen {settings.HOST}:{port} backlog=4096;
         default_type application/json;
@@ -169,13 +171,9 @@ http {{
             proxy_read_timeout 60s;
         }}
         error_page 413 = @too_large;
-        error_page 408 = @timeout;
         error_page 502 503 504 = @unavailable;
         location @too_large {{
             return 413 '{{"error": "body_too_large", "detail": "the body is larger than {limit} bytes"}}';
-        }}
-        location @timeout {{
-            return 408 '{{"error": "body_timeout", "detail": "the request did not arrive in time"}}';
         }}
         location @unavailable {{
             add_header Retry-After 5 always;

@@ -1,7 +1,8 @@
 """The Kubernetes manifests in k8s/, checked offline.
 
 Both kustomizations build; every document validates strictly against a pinned Kubernetes API;
-every workload is probed, sized and runs non-root on a read-only root filesystem; and every
+every workload is probed, sized and runs non-root on a read-only root filesystem; ingest's pod
+fronts gunicorn with an nginx sidecar configured as the local stack's nginx; and every
 environment variable the code reads is set on each Sentinel container by the ConfigMap or a
 Secret reference, or is listed below as deliberately left to its default, with the reason.
 """
@@ -28,6 +29,19 @@ KUSTOMIZATIONS = ("base", "overlays/laptop")
 KUBERNETES_VERSION = "1.35.0"
 
 SENTINEL_CONTAINERS = ("ingest", "bridge", "worker", "beat", "flower")
+# ingest's front door, a second container in the ingest pod (sentinel/processes.py, nginx_config).
+NGINX_SIDECAR = "nginx"
+NGINX_CONFIGMAP = "ingest-nginx"
+NGINX_CONFIG_FILE = K8S / "base" / "config" / "nginx" / "ingest.conf"
+# Where the sidecar's nginx may differ from the local one: files it writes, under its /tmp emptyDir.
+NGINX_PATH_DIRECTIVES = (
+    "pid",
+    "client_body_temp_path",
+    "proxy_temp_path",
+    "fastcgi_temp_path",
+    "uwsgi_temp_path",
+    "scgi_temp_path",
+)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CONFIGMAP = "sentinel-config"
 
@@ -119,13 +133,14 @@ def _find(docs: list[Doc], kind: str, name: str) -> Doc:
     raise AssertionError(f"no {kind} {name}")
 
 
-def _container(docs: list[Doc], name: str) -> tuple[Doc, Doc]:
-    """(pod spec, container) of the Sentinel container `name` (its Deployment has the same name)."""
+def _container(docs: list[Doc], name: str, container_name: str | None = None) -> tuple[Doc, Doc]:
+    """(pod spec, container) of the container `container_name` (default: `name`) of Deployment `name`."""
+    container_name = container_name or name
     pod = _find(docs, "Deployment", name)["spec"]["template"]["spec"]
     for container in pod["containers"]:
-        if container["name"] == name:
+        if container["name"] == container_name:
             return pod, container
-    raise AssertionError(f"Deployment {name} has no container {name}")
+    raise AssertionError(f"Deployment {name} has no container {container_name}")
 
 
 def _configmap(docs: list[Doc], generated_name: str) -> Doc:
@@ -199,12 +214,59 @@ def test_every_long_running_container_has_liveness_and_readiness_probes(built: d
             assert "readinessProbe" in container, f"{at}: no readiness probe"
 
 
-def test_ingest_is_probed_on_healthz_and_readyz(built: dict[str, list[Doc]]) -> None:
-    for docs in built.values():
-        _, ingest = _container(docs, "ingest")
-        assert ingest["ports"] == [{"name": "http", "containerPort": 8080}]
-        assert ingest["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert ingest["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+def _exec_command(probe: Doc) -> str:
+    return " ".join(probe.get("exec", {}).get("command", []))
+
+
+def _failure_window(probe: Doc) -> int:
+    """Seconds of failures before the kubelet acts (the API's defaults: every 10 s, 3 times)."""
+    return probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
+
+
+def test_ingest_runs_gunicorn_behind_an_nginx_sidecar_probed_through_it(built: dict[str, list[Doc]]) -> None:
+    # gunicorn binds loopback only (ingest_app/gunicorn_conf.py); nginx, in the same pod, is the
+    # only way in: it buffers whole requests, so stalled uploads never hold gunicorn's threads.
+    for name, docs in built.items():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        port, upstream = int(configmap["SENTINEL_INGEST_PORT"]), int(configmap["SENTINEL_INGEST_UPSTREAM_PORT"])
+        assert upstream != port
+        pod, ingest = _container(docs, "ingest")
+        _, nginx = _container(docs, "ingest", NGINX_SIDECAR)
+        assert [c["name"] for c in pod["containers"]] == ["ingest", NGINX_SIDECAR], f"k8s/{name}"
+
+        # The sidecar: a pinned unprivileged nginx, the only container with a port, probed through
+        # itself (so /healthz and /readyz prove the whole path), and given no environment at all.
+        assert re.fullmatch(r"nginxinc/nginx-unprivileged:\d+\.\d+\.\d+-alpine", nginx["image"]), nginx["image"]
+        assert nginx["ports"] == [{"name": "http", "containerPort": port}]
+        assert nginx["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert nginx["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert "env" not in nginx and "envFrom" not in nginx, "nginx reads no environment; keep the tokens away"
+
+        # gunicorn: no port (it is not on the pod IP), so the kubelet's httpGet and tcpSocket probes
+        # could never reach it; its probes ask it on loopback from inside the container.
+        assert "ports" not in ingest, "gunicorn listens on loopback only; nginx's port is the pod's"
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            probe = ingest[kind]
+            assert "httpGet" not in probe and "tcpSocket" not in probe, f"ingest {kind} goes to the pod IP"
+            assert f"http://127.0.0.1:{upstream}/healthz" in _exec_command(probe), f"ingest {kind}"
+        # nginx gives up on gunicorn later than gunicorn's own liveness does, and outlives it on stop.
+        assert _failure_window(nginx["livenessProbe"]) > _failure_window(ingest["livenessProbe"])
+        sleeps = {c["name"]: int(c["lifecycle"]["preStop"]["exec"]["command"][-1]) for c in (ingest, nginx)}
+        assert sleeps[NGINX_SIDECAR] < sleeps["ingest"], "gunicorn must answer while nginx drains"
+
+        # The Service reaches the pod through the sidecar's port only.
+        service = _find(docs, "Service", "ingest")
+        for service_port in service["spec"]["ports"]:
+            target = service_port["targetPort"]
+            owners = [
+                c["name"]
+                for c in pod["containers"]
+                for p in c.get("ports", [])
+                if target in (p["name"], p["containerPort"])
+            ]
+            assert owners == [NGINX_SIDECAR], f"k8s/{name} Service ingest targets {target!r}: {owners}"
+            assert service_port["port"] == port
 
 
 def test_bridge_worker_and_beat_are_probed_on_their_metrics_port(built: dict[str, list[Doc]]) -> None:
@@ -223,15 +285,16 @@ def test_bridge_worker_and_beat_are_probed_on_their_metrics_port(built: dict[str
 def test_ports_agree_with_the_configmap(built: dict[str, list[Doc]]) -> None:
     for docs in built.values():
         configmap = _configmap(docs, CONFIGMAP)["data"]
+        # Deployment: (container, port name, variable); ingest is served by its nginx sidecar.
         expected = {
-            "ingest": ("http", "SENTINEL_INGEST_PORT"),
-            "flower": ("http", "SENTINEL_FLOWER_PORT"),
-            "bridge": ("metrics", "SENTINEL_BRIDGE_METRICS_PORT"),
-            "worker": ("metrics", "SENTINEL_WORKER_METRICS_PORT"),
-            "beat": ("metrics", "SENTINEL_BEAT_METRICS_PORT"),
+            "ingest": (NGINX_SIDECAR, "http", "SENTINEL_INGEST_PORT"),
+            "flower": ("flower", "http", "SENTINEL_FLOWER_PORT"),
+            "bridge": ("bridge", "metrics", "SENTINEL_BRIDGE_METRICS_PORT"),
+            "worker": ("worker", "metrics", "SENTINEL_WORKER_METRICS_PORT"),
+            "beat": ("beat", "metrics", "SENTINEL_BEAT_METRICS_PORT"),
         }
-        for name, (port_name, variable) in expected.items():
-            _, container = _container(docs, name)
+        for name, (container_name, port_name, variable) in expected.items():
+            _, container = _container(docs, name, container_name)
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             assert ports[port_name] == int(configmap[variable]), f"{name}: {variable}"
             annotations = _find(docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
@@ -416,6 +479,67 @@ def test_sentinel_containers_write_only_to_mounted_volumes(built: dict[str, list
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             assert mounts.get("/tmp") in writable, f"{name}: /tmp is not a writable volume"
             assert mounts.get(multiproc) in writable, f"{name}: {multiproc} is not a writable volume"
+
+
+# -- ingest's nginx ------------------------------------------------------------------------------
+
+
+def _nginx_statements(text: str) -> tuple[dict[str, str], list[str]]:
+    """({path directive: value}, every other line) of an nginx config, comments and blanks dropped."""
+    paths: dict[str, str] = {}
+    rest: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        directive, _, value = line.partition(" ")
+        if directive in NGINX_PATH_DIRECTIVES:
+            assert directive not in paths, f"{directive} twice"
+            paths[directive] = value.rstrip(";").strip()
+        else:
+            rest.append(line)
+    return paths, rest
+
+
+def test_the_sidecar_runs_the_local_stacks_nginx_config(
+    built: dict[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nginx_config() renders the local nginx from settings; with the ConfigMap's values it must
+    # give the sidecar's file line for line, but for the files nginx writes (under its /tmp).
+    from sentinel import processes, settings
+
+    for name, docs in built.items():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        monkeypatch.setattr(settings, "HOST", configmap["SENTINEL_HOST"])
+        monkeypatch.setattr(settings, "INGEST_MAX_BODY_BYTES", int(configmap["SENTINEL_INGEST_MAX_BODY_BYTES"]))
+        local = processes.nginx_config(
+            int(configmap["SENTINEL_INGEST_PORT"]),
+            int(configmap["SENTINEL_INGEST_UPSTREAM_PORT"]),
+            Path("/nonexistent/ingest"),
+        )
+        deployed = _configmap(docs, NGINX_CONFIGMAP)["data"]["nginx.conf"]
+        assert deployed == NGINX_CONFIG_FILE.read_text()
+        local_paths, local_rest = _nginx_statements(local)
+        deployed_paths, deployed_rest = _nginx_statements(deployed)
+        assert deployed_rest == local_rest, (
+            f"k8s/{name}: {NGINX_CONFIG_FILE.relative_to(REPO)} differs from nginx_config() beyond its paths"
+        )
+        assert deployed_paths.keys() == local_paths.keys()
+
+        # Every file nginx writes is in an emptyDir of the sidecar; its config comes from the
+        # ConfigMap, read-only.
+        pod, nginx = _container(docs, "ingest", NGINX_SIDECAR)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in nginx["volumeMounts"]}
+        for directive, path in deployed_paths.items():
+            mount = next((m for p, m in mounts.items() if path.startswith(p.rstrip("/") + "/")), None)
+            assert mount and "emptyDir" in volumes[mount["name"]], f"{directive} {path}: not in an emptyDir"
+        command = nginx["command"]
+        conf = Path(command[command.index("-c") + 1])
+        mount = mounts[str(conf.parent)]
+        assert mount.get("readOnly") is True
+        assert volumes[mount["name"]]["configMap"]["name"] == _configmap(docs, NGINX_CONFIGMAP)["metadata"]["name"]
+        assert conf.name == "nginx.conf"
 
 
 # -- telemetry -----------------------------------------------------------------------------------
