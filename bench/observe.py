@@ -63,13 +63,14 @@ class ProbeWatcher:
     """A thread that records when each probe event first becomes a visible row.
 
     Use as a context manager around the load; `wait_all_seen` then blocks until nothing is pending.
+    `interval_s` may be changed while it runs (the next poll uses the new value).
     """
 
     def __init__(
         self,
         probes: Any,
         *,
-        interval_s: float = 0.02,
+        interval_s: float = 0.05,
         table: str = QUALIFIED_EVENTS_TABLE,
         client: Client | None = None,
     ) -> None:

@@ -116,8 +116,8 @@ class Scenarios:
         return {"load": load.as_dict(), "drain_s": round(self.drain(), 2)}
 
     def throughput(self, mode: str, tracing: str) -> dict[str, Any]:
-        """Post as fast as `load_procs` connections allow for `throughput_s`, then time until every
-        accepted event is a visible row: eps = accepted / (all visible - first POST)."""
+        """Post as fast as the `load_procs x conns_per_proc` connections allow for `throughput_s`, then
+        time until every accepted event is a visible row: eps = accepted / (all visible - first POST)."""
         batch = BATCH if mode == "batched_100" else 1
         drained_in = self.drain()
         spec = LoadSpec(
@@ -154,12 +154,12 @@ class Scenarios:
             )
             if done_at is None:
                 raise RuntimeError(f"only {distinct} of {load.events_accepted} accepted events visible in time")
+            cpu = self.cpu.since()
+            cpu["harness"] = round(time.process_time() - harness_cpu, 2)
             watcher.interval_s = 0.1
             probes_seen = watcher.wait_all_seen(10.0)
         e2e_s = done_at - load.first_send
         eps = load.events_accepted / e2e_s
-        cpu = self.cpu.since()
-        cpu["harness"] = round(time.process_time() - harness_cpu, 2)
         cpu["load_generator"] = load.cpu_s
         log(
             f"{mode}/{tracing}: {eps:,.0f} events/s end to end ({load.events_accepted:,} events in {e2e_s:.2f}s; "
