@@ -62,33 +62,42 @@ def new_event_ids(count: int) -> list[str]:
 
 
 def validate(event: Any) -> FieldError | None:
-    """First problem with `event`, or None when it is a valid audit event."""
-    if not isinstance(event, dict):
+    """First problem with `event`, or None when it is a valid audit event.
+
+    Runs for every event twice (ingest and bridge), so it tests exact types (`type(x) is str`:
+    parsers make no subclasses, and HugeInt, a str subclass, must not pass as a string) and walks
+    each value once.
+    """
+    if type(event) is not dict:
         return FieldError("$", f"an event must be a JSON object, not {_json_type(event)}")
     kind = event.get("type")
     if kind is None:
         return FieldError("type", "required")
-    if not isinstance(kind, str) or isinstance(kind, HugeInt) or not kind.strip():
+    if type(kind) is not str or not kind.strip():
         return FieldError("type", "must be a non-empty string")
     if len(kind) > MAX_TYPE_LENGTH:
         return FieldError("type", f"longer than {MAX_TYPE_LENGTH} characters")
-    if "event_id" in event and parse_event_id(event["event_id"]) is None:
-        return FieldError("event_id", "must be a UUID string")
+    if "event_id" in event:
+        event_id = event["event_id"]
+        if type(event_id) is not str or not _CANONICAL_UUID.match(event_id):
+            return FieldError("event_id", "must be a UUID string")
     if "timestamp" in event:
         problem = _check_timestamp(event["timestamp"])
         if problem:
             return FieldError("timestamp", problem)
     for name in _OPTIONAL_STRINGS:
         value = event.get(name)
-        if value is not None and (not isinstance(value, str) or isinstance(value, HugeInt)):
+        if value is None:
+            continue
+        if type(value) is not str:
             return FieldError(name, "must be a string")
-        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+        if len(value) > MAX_ID_LENGTH:
             return FieldError(name, f"longer than {MAX_ID_LENGTH} characters")
     duration = event.get("duration_ms")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0):
+    if duration is not None and (type(duration) not in (int, float) or duration < 0):
         return FieldError("duration_ms", "must be a non-negative number")
     attributes = event.get("attributes")
-    if attributes is not None and not isinstance(attributes, dict):
+    if attributes is not None and type(attributes) is not dict:
         return FieldError("attributes", "must be a JSON object")
     return _check_values(event)
 
@@ -97,20 +106,22 @@ def _check_values(event: dict[str, Any]) -> FieldError | None:
     """Walk every value (iteratively, so a hostile depth cannot exhaust the stack): refuse nesting
     deeper than MAX_DEPTH and integers outside 64 bits, naming the top-level field."""
     for field, value in event.items():
-        if isinstance(value, HugeInt):
+        kind = type(value)
+        if kind is HugeInt:
             return FieldError(field, _HUGE)
-        if not isinstance(value, dict | list):
+        if kind is not dict and kind is not list:
             continue
         stack = [(value, 2)]
         while stack:
             node, depth = stack.pop()
             if depth > MAX_DEPTH:
                 return FieldError(field, f"nested deeper than {MAX_DEPTH} levels")
-            for child in node.values() if isinstance(node, dict) else node:
-                if isinstance(child, HugeInt):
-                    return FieldError(field, _HUGE)
-                if isinstance(child, dict | list):
+            for child in node.values() if type(node) is dict else node:
+                kind = type(child)
+                if kind is dict or kind is list:
                     stack.append((child, depth + 1))
+                elif kind is HugeInt:
+                    return FieldError(field, _HUGE)
     return None
 
 

@@ -10,13 +10,15 @@ naming the field.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+# Every digit becomes "0" and everything else a space, so a run of 19 digits is a plain substring
+# search: several times faster than a regex over each message.
+_DIGITS_ONLY = bytes.maketrans(bytes(range(256)), bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256)))
+_LONG_RUN = b"0" * 19
 
 
 class JsonError(ValueError):
@@ -38,7 +40,7 @@ def loads(data: bytes) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(str(exc)) from None
-    if _LONG_DIGITS.search(data):
+    if _LONG_RUN in data.translate(_DIGITS_ONLY):
         # Rare: only bodies with long digit runs (in strings too) pay for the second parse.
         return json.loads(data, parse_int=_int)
     return value

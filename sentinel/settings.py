@@ -88,7 +88,7 @@ INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
 
 # Bridge chunking and backpressure.
-CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 500)
+CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 2000)
 CHUNK_MAX_WAIT_S = _float("SENTINEL_CHUNK_MAX_WAIT_S", 0.2)
 MAX_INFLIGHT_CHUNKS = _int("SENTINEL_MAX_INFLIGHT_CHUNKS", 64)
 # A chunk with no acknowledgement after this long is sent again (same dedup token).

@@ -21,8 +21,6 @@ from sentinel.telemetry import tracer
 
 TraceKey = tuple[bytes | None, bytes | None, bytes | None]
 
-_TRACE_HEADERS = {semconv.HEADER_TRACEPARENT: 0, semconv.HEADER_TRACESTATE: 1, semconv.HEADER_BAGGAGE: 2}
-
 
 class ScannedHeaders(NamedTuple):
     trace_key: TraceKey  # raw traceparent, tracestate, baggage: the grouping key
@@ -31,18 +29,20 @@ class ScannedHeaders(NamedTuple):
 
 
 def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
-    """One pass over a message's headers for everything the bridge reads from them."""
-    trace: list[bytes | None] = [None, None, None]
-    event_id = origin = None
-    for key, value in headers or ():
-        slot = _TRACE_HEADERS.get(key)
-        if slot is not None:
-            trace[slot] = value
-        elif key == semconv.HEADER_EVENT_ID and value:
-            event_id = value.decode("utf-8", "replace")
-        elif key == semconv.HEADER_ORIGIN and value:
-            origin = value.decode("utf-8", "replace")
-    return ScannedHeaders((trace[0], trace[1], trace[2]), event_id, origin)
+    """Everything the bridge reads from a message's headers (dict() builds the lookup in C)."""
+    if not headers:
+        return ScannedHeaders((None, None, None), None, None)
+    found = dict(headers)
+    event_id, origin = found.get(semconv.HEADER_EVENT_ID), found.get(semconv.HEADER_ORIGIN)
+    return ScannedHeaders(
+        (
+            found.get(semconv.HEADER_TRACEPARENT),
+            found.get(semconv.HEADER_TRACESTATE),
+            found.get(semconv.HEADER_BAGGAGE),
+        ),
+        event_id.decode("utf-8", "replace") if event_id else None,
+        origin.decode("utf-8", "replace") if origin else None,
+    )
 
 
 class ConsumeSpan:
