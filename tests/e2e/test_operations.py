@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -98,8 +99,32 @@ def flower() -> processes.Flower:
 
 def test_every_pipeline_metric_moves_with_traffic(broken_ingest: _BrokenIngest) -> None:
     before = {url: scrape(url) for url in (INGEST_METRICS, BRIDGE_METRICS, WORKER_METRICS)}
-    good = _post({"type": "tool_call", "tool": "metrics"})
-    assert good.status_code == 202
+    # The in-flight gauge rises and falls within a chunk's life: sample it while traffic flows.
+    inflight_seen: list[float] = []
+    stop_sampling = threading.Event()
+
+    def sample_inflight() -> None:
+        while not stop_sampling.is_set():
+            inflight_seen.append(scrape(BRIDGE_METRICS).get("sentinel_bridge_inflight_chunks", 0.0))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample_inflight, daemon=True)
+    sampler.start()
+    try:
+        for _ in range(5):
+            assert _post([{"type": "tool_call", "tool": "metrics", "n": i} for i in range(1000)]).status_code == 202
+        good = _post({"type": "tool_call", "tool": "metrics"})
+        assert good.status_code == 202
+        wait_until(lambda: find_event(new_client(), good.json()["event_ids"][0]), timeout_s=60, what="the rows")
+    finally:
+        stop_sampling.set()
+        sampler.join(5)
+    assert max(inflight_seen) > 0, "the in-flight gauge never rose while chunks were in flight"
+    wait_until(
+        lambda: scrape(BRIDGE_METRICS).get("sentinel_bridge_inflight_chunks") == 0,
+        timeout_s=30,
+        what="the in-flight gauge to fall back to 0",
+    )
     assert _post({"tool": "no type"}).status_code == 400
     producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     producer.produce(settings.EVENTS_TOPIC, value=b"not json at all")
