@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.rss import PROC, descendants
+from bench.rss import PROC, per_process
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -30,12 +30,7 @@ def process_cpu_s(pid: int, proc: Path = PROC) -> float | None:
 
 
 def tree_cpu_s(root: int, proc: Path = PROC) -> dict[int, float]:
-    out = {}
-    for pid in descendants(root, proc):
-        used = process_cpu_s(pid, proc)
-        if used is not None:
-            out[pid] = used
-    return out
+    return per_process(root, process_cpu_s, proc)
 
 
 class CpuMeter:

@@ -10,8 +10,12 @@ largest sum over one tree (an upper bound of the tree's peak: its processes need
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PROC = Path("/proc")
 
@@ -49,14 +53,19 @@ def descendants(root: int, proc: Path = PROC) -> list[int]:
     return tree
 
 
-def tree_hwm_kb(root: int, proc: Path = PROC) -> dict[int, int]:
-    """pid -> VmHWM (kB) for the tree under `root`; processes that vanished are left out."""
+def per_process(root: int, measure: Callable[[int, Path], T | None], proc: Path = PROC) -> dict[int, T]:
+    """pid -> measure(pid) over the tree under `root`; processes that vanished are left out."""
     out = {}
     for pid in descendants(root, proc):
-        hwm = vm_hwm_kb(pid, proc)
-        if hwm is not None:
-            out[pid] = hwm
+        value = measure(pid, proc)
+        if value is not None:
+            out[pid] = value
     return out
+
+
+def tree_hwm_kb(root: int, proc: Path = PROC) -> dict[int, int]:
+    """pid -> VmHWM (kB) for the tree under `root`; processes that vanished are left out."""
+    return per_process(root, vm_hwm_kb, proc)
 
 
 @dataclass

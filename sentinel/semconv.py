@@ -68,6 +68,16 @@ HEADER_DLQ_SOURCE_TOPIC = "dlq.source.topic"
 HEADER_DLQ_SOURCE_PARTITION = "dlq.source.partition"
 HEADER_DLQ_SOURCE_OFFSET = "dlq.source.offset"
 HEADER_DLQ_FAILED_AT = "dlq.failed_at"
+DLQ_HEADERS = frozenset(
+    {
+        HEADER_DLQ_REASON,
+        HEADER_DLQ_STAGE,
+        HEADER_DLQ_SOURCE_TOPIC,
+        HEADER_DLQ_SOURCE_PARTITION,
+        HEADER_DLQ_SOURCE_OFFSET,
+        HEADER_DLQ_FAILED_AT,
+    }
+)
 # Set on a replayed message: where it first came from ("topic-partition-offset"), so an event
 # without an event_id gets the same id on every replay and deduplicates.
 HEADER_ORIGIN = "sentinel.origin"

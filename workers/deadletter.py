@@ -15,14 +15,7 @@ from confluent_kafka import KafkaError, Producer
 from sentinel import semconv, settings
 
 # Headers a dead letter must not inherit twice when a replayed message fails again.
-_DLQ_KEYS = {
-    semconv.HEADER_DLQ_REASON,
-    semconv.HEADER_DLQ_STAGE,
-    semconv.HEADER_DLQ_SOURCE_TOPIC,
-    semconv.HEADER_DLQ_SOURCE_PARTITION,
-    semconv.HEADER_DLQ_SOURCE_OFFSET,
-    semconv.HEADER_DLQ_FAILED_AT,
-}
+_DLQ_KEYS = semconv.DLQ_HEADERS
 MAX_REASON_BYTES = 1024
 
 

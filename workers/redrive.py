@@ -16,8 +16,6 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from sentinel import semconv, settings
 
-_DLQ_PREFIX = "dlq."
-
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
@@ -57,7 +55,7 @@ class DeadLetterRecord:
         }
 
     def replay_headers(self) -> list[tuple[str, bytes]]:
-        kept = [(k, v) for k, v in self.headers if not k.startswith(_DLQ_PREFIX) and k != semconv.HEADER_ORIGIN]
+        kept = [(k, v) for k, v in self.headers if k not in semconv.DLQ_HEADERS and k != semconv.HEADER_ORIGIN]
         return [*kept, (semconv.HEADER_ORIGIN, self.origin.encode())]
 
 

@@ -35,14 +35,7 @@ from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 # (connect, read) seconds for every request: nothing a client sends may keep ingest from answering.
 HTTP_TIMEOUT = (5.0, 30.0)
 DRAIN_TIMEOUT_S = 180.0
-DLQ_HEADER_KEYS = {
-    semconv.HEADER_DLQ_REASON,
-    semconv.HEADER_DLQ_STAGE,
-    semconv.HEADER_DLQ_SOURCE_TOPIC,
-    semconv.HEADER_DLQ_SOURCE_PARTITION,
-    semconv.HEADER_DLQ_SOURCE_OFFSET,
-    semconv.HEADER_DLQ_FAILED_AT,
-}
+DLQ_HEADER_KEYS = semconv.DLQ_HEADERS
 REPORT_PATH = settings.REPO_ROOT / "docs" / "reliability.md"
 REPORT_HEADING = "## Hostile input"
 # Monotonic time the last accepted request was answered or the last message acknowledged by Kafka:
