@@ -78,6 +78,9 @@ EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")
 DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
 EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 4)
 BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
+# Producer compression. On loopback it only costs CPU (ingest compresses, the broker and the bridge
+# decompress); across a network, lz4 (the k8s ConfigMap's choice) saves more than it costs.
+KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")
 
 # Ingest limits.
 INGEST_MAX_BODY_BYTES = _int("SENTINEL_INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
