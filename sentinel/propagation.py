@@ -9,7 +9,7 @@ A malformed header never raises: the message simply starts a new trace, and it i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -21,7 +21,6 @@ from sentinel import semconv
 KafkaHeaders = list[tuple[str, bytes]] | Mapping[str, Any] | None
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
-_TRACE_KEYS = (semconv.HEADER_TRACEPARENT, semconv.HEADER_TRACESTATE, semconv.HEADER_BAGGAGE)
 
 
 def _decode(value: Any) -> str | None:
@@ -86,11 +85,6 @@ def extract(headers: KafkaHeaders) -> tuple[Context, bool]:
     present = semconv.HEADER_TRACEPARENT in getter.keys(headers)
     valid = trace.get_current_span(context).get_span_context().is_valid
     return context, present and not valid
-
-
-def trace_headers(headers: Iterable[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
-    """Only the trace-context headers of a message, to carry on."""
-    return [(k, v) for k, v in headers or () if k in _TRACE_KEYS]
 
 
 def traceparent_of(span_context: trace.SpanContext) -> str:

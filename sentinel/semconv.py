@@ -14,7 +14,6 @@ SPAN_INGEST = "POST /events"  # made by the Flask instrumentation from method an
 SPAN_PUBLISH = f"send {settings.EVENTS_TOPIC}"
 SPAN_CONSUME = "kafka.consume"
 SPAN_INSERT = "clickhouse.insert_batch"
-SPAN_DEAD_LETTER = f"send {settings.DLQ_TOPIC}"
 
 # -- service names -------------------------------------------------------------------------------
 SERVICE_INGEST = "sentinel-ingest"
@@ -22,7 +21,6 @@ SERVICE_BRIDGE = "sentinel-bridge"
 SERVICE_WORKER = "sentinel-worker"
 SERVICE_BEAT = "sentinel-beat"
 SERVICE_FLOWER = "sentinel-flower"
-SERVICE_CLI = "sentinel-cli"
 
 # -- messaging attributes (v1.44) ----------------------------------------------------------------
 MESSAGING_SYSTEM = "messaging.system"
@@ -31,7 +29,6 @@ MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 MESSAGING_DESTINATION_NAME = "messaging.destination.name"
 MESSAGING_DESTINATION_PARTITION_ID = "messaging.destination.partition.id"
 MESSAGING_KAFKA_OFFSET = "messaging.kafka.offset"
-MESSAGING_KAFKA_MESSAGE_KEY = "messaging.kafka.message.key"
 MESSAGING_CONSUMER_GROUP_NAME = "messaging.consumer.group.name"
 MESSAGING_MESSAGE_ID = "messaging.message.id"
 MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
@@ -52,7 +49,6 @@ DB_SYSTEM_CLICKHOUSE = "clickhouse"
 
 # -- Sentinel's own attributes -------------------------------------------------------------------
 EVENT_ID = "sentinel.event.id"
-EVENT_COUNT = "sentinel.event.count"
 DEAD_LETTER_REASON = "sentinel.dead_letter.reason"
 CHUNK_ATTEMPT = "sentinel.chunk.attempt"
 

@@ -207,20 +207,3 @@ def test_span_context_from_traceparent_keeps_tracestate() -> None:
 )
 def test_span_context_from_traceparent_rejects_invalid_input(value: str) -> None:
     assert propagation.span_context_from_traceparent(value) is None
-
-
-def test_trace_headers_keeps_only_trace_context() -> None:
-    headers = [
-        ("traceparent", b"tp"),
-        ("event_id", b"id"),
-        ("tracestate", b"ts"),
-        ("content-type", b"json"),
-        ("baggage", b"bg"),
-        ("Traceparent", b"other case is another key"),
-    ]
-    assert propagation.trace_headers(headers) == [("traceparent", b"tp"), ("tracestate", b"ts"), ("baggage", b"bg")]
-
-
-def test_trace_headers_of_none_is_empty() -> None:
-    assert propagation.trace_headers(None) == []
-    assert propagation.trace_headers([]) == []
