@@ -14,42 +14,21 @@ import pytest
 from sentinel import processes, stack
 from sentinel.processes import AppProcess
 from sentinel.stack import Service
+from tests.e2e.conftest import PIPELINE, pipeline  # noqa: F401 - the session fixture, reused as is
 from tests.faults import report
 from tests.faults.harness import SCALE, FaultRun, Figures
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import migrate
 
-PIPELINE = ("worker", "bridge", "ingest")
 RESULTS = pytest.StashKey[list[Figures]]()
 _HOW_TO_START = "Start everything with `.venv/bin/sentinel stack up` (or `make test`), which runs the services itself."
-
-
-def _running(process: AppProcess) -> None:
-    # Only a process that is not running is started: `up()` judges a running one by the last 16 KB
-    # of its log, so a busy worker or bridge would be started a second time beside the first.
-    if process.pid() is None:
-        process.up()
 
 
 def _healthy() -> None:
     stack.up(echo=False)
     migrate(new_client())
     for name in PIPELINE:
-        _running(processes.get(name))
-
-
-@pytest.fixture(scope="session")
-def pipeline() -> None:
-    """(Re)start the pipeline processes from this checkout's code and wait until each is ready."""
-    try:
-        stack.up(echo=False)
-        migrate(new_client())
-        for name in PIPELINE:
-            process = processes.get(name)
-            process.down()
-            process.up()
-    except stack.ServiceError as exc:
-        pytest.fail(f"{exc}\n\n{_HOW_TO_START}", pytrace=False)
+        processes.get(name).up()  # reuses a running one, never starts a second copy
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +64,7 @@ class Faults:
     def process(self, name: str) -> AppProcess:
         """A pipeline process; running again at teardown."""
         process = processes.get(name)
-        self._undo.append((f"start {name}", lambda: _running(process)))
+        self._undo.append((f"start {name}", process.up))
         return process
 
     def extra(self, process: AppProcess) -> AppProcess:
@@ -118,7 +97,7 @@ class Faults:
 
 
 @pytest.fixture
-def faults(pipeline: None, results: list[Figures]) -> Iterator[Faults]:
+def faults(pipeline: None, results: list[Figures]) -> Iterator[Faults]:  # noqa: F811 - the imported fixture
     helper = Faults(results.append)
     yield helper
     helper.restore()
