@@ -61,8 +61,7 @@ class ConsumeSpan:
         "tracestate",
     )
 
-    def __init__(self, message: Message, key: TraceKey, group: str) -> None:
-        headers = message.headers()
+    def __init__(self, message: Message, headers: list[tuple[str, bytes]] | None, key: TraceKey, group: str) -> None:
         context, self.malformed = propagation.extract(headers)
         self.partition = message.partition()
         self.key = key

@@ -128,12 +128,13 @@ class Bridge:
                 if partition not in self._assigned:
                     continue  # revoked between poll and here
                 consumed[partition] = consumed.get(partition, 0) + 1
-                scanned = scan_headers(message.headers())
+                headers = message.headers()  # a fresh list on every call: read it once
+                scanned = scan_headers(headers)
                 key = scanned.trace_key
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
-                    current = ConsumeSpan(message, key, self.config.group)
+                    current = ConsumeSpan(message, headers, key, self.config.group)
                 try:
                     event = decode(
                         message.value(),
@@ -148,7 +149,7 @@ class Bridge:
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
-                        current = ConsumeSpan(message, key, self.config.group)
+                        current = ConsumeSpan(message, headers, key, self.config.group)
                     current.fail(offset, reason)
                     current.end()
                     current = None
