@@ -56,7 +56,8 @@ class Chunk:
             partition=int(wire["partition"]),
             first_offset=int(wire["first_offset"]),
             last_offset=int(wire["last_offset"]),
-            events=tuple(ChunkEvent(*e) for e in wire["events"]),
+            # _make builds each tuple in C (ChunkEvent(*e) runs a Python __new__ per event).
+            events=tuple(map(ChunkEvent._make, wire["events"])),
             ack_to=wire.get("ack_to", ""),
             attempt=int(wire.get("attempt", 1)),
         )

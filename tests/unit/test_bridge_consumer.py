@@ -138,3 +138,17 @@ def test_an_unexpected_error_dead_letters_the_message_and_the_loop_goes_on(monke
     assert letter.source_offset == 1 and "RecursionError" in letter.reason
     (chunk,) = bridge.chunker.close_all()
     assert [e.offset for e in chunk.events] == [0, 2]
+
+
+def test_with_tracing_off_events_carry_their_message_context_unchanged(spans: InMemorySpanExporter) -> None:
+    bridge, _, _ = _bridge(max_events=3)
+    bridge._traced = False  # what Bridge() finds when no SDK tracer provider is installed
+    bridge._handle([_message(0, TRACE), _message(1, None), _message(2, OTHER)], now=0.0)
+    bridge.dispatcher.pump(0.0)
+    (chunk,) = [e.chunk for e in bridge.dispatcher.inflight.values()]
+    assert [e.traceparent for e in chunk.events] == [
+        f"00-{TRACE}-00f067aa0ba902b7-01",
+        "",
+        f"00-{OTHER}-00f067aa0ba902b7-01",
+    ]
+    assert not [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from confluent_kafka import Message
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sentinel import metrics, propagation, semconv
@@ -61,14 +62,29 @@ class ConsumeSpan:
         "tracestate",
     )
 
-    def __init__(self, message: Message, headers: list[tuple[str, bytes]] | None, key: TraceKey, group: str) -> None:
-        context, self.malformed = propagation.extract(headers)
+    def __init__(
+        self,
+        message: Message,
+        headers: list[tuple[str, bytes]] | None,
+        key: TraceKey,
+        group: str,
+        *,
+        traced: bool = True,
+    ) -> None:
         self.partition = message.partition()
         self.key = key
         self.first_offset = self.last_offset = message.offset()
         self.count = 0
         self.message_id: str | None = None
-        self.span: Span = tracer().start_span(
+        if not traced:
+            # Tracing off: what the API's no-op tracer would give, without its cost (a context,
+            # a tracer lookup and an attribute dict per run): the carried context, unchanged.
+            self.span: Span = trace.INVALID_SPAN
+            self.traceparent, self.malformed = propagation.carried_traceparent(*key, headers)
+            self.tracestate = key[1].decode("utf-8", "replace") if key[1] and self.traceparent else ""
+            return
+        context, self.malformed = propagation.extract_scanned(*key, headers)
+        self.span = tracer().start_span(
             semconv.SPAN_CONSUME,
             context=context,
             kind=SpanKind.CONSUMER,
@@ -101,7 +117,9 @@ class ConsumeSpan:
 
     def end(self) -> None:
         span = self.span
-        if self.count == 1:
+        if not span.is_recording():
+            pass
+        elif self.count == 1:
             span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, self.first_offset)
             span.set_attribute(semconv.MESSAGING_MESSAGE_ID, self.message_id or "")
         elif self.count > 1:

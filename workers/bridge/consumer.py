@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from sentinel import metrics, settings
+from sentinel.telemetry import tracing_enabled
 from workers.bridge.chunker import Chunker
 from workers.bridge.consume_span import ConsumeSpan, scan_headers
 from workers.bridge.decode import InvalidMessage, decode
@@ -77,6 +78,7 @@ class Bridge:
         self._next_commit = 0.0
         self._running = True
         self._retry_letters: list[DeadLetter] = []
+        self._traced = tracing_enabled()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -134,7 +136,7 @@ class Bridge:
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
-                    current = ConsumeSpan(message, headers, key, self.config.group)
+                    current = ConsumeSpan(message, headers, key, self.config.group, traced=self._traced)
                 try:
                     event = decode(
                         message.value(),
@@ -149,7 +151,7 @@ class Bridge:
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
-                        current = ConsumeSpan(message, headers, key, self.config.group)
+                        current = ConsumeSpan(message, headers, key, self.config.group, traced=self._traced)
                     current.fail(offset, reason)
                     current.end()
                     current = None

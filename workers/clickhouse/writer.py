@@ -16,7 +16,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from sentinel import metrics, semconv
 from sentinel.propagation import span_context_from_traceparent
-from sentinel.telemetry import span_limits, tracer
+from sentinel.telemetry import span_limits, tracer, tracing_enabled
 from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import server_version, supports_dedup_token
 from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, ensure_schema
@@ -99,7 +99,8 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
     Safe to call again for the same chunk: rows are keyed by event_id, and on servers that support
     it the chunk's token makes a repeated insert a no-op.
     """
-    links = event_links(chunk)
+    # Links only describe a recorded span; with tracing off, building them is pure cost.
+    links = event_links(chunk) if tracing_enabled() else []
     # The SDK keeps at most max_links per span and drops the rest silently; carry any overflow
     # on child spans so that every event stays linked.
     limit = span_limits().max_links or len(links) or 1
@@ -161,26 +162,18 @@ def _dedup_supported(client: Client) -> bool:
 def _columns(chunk: Chunk, insert_trace: str, insert_span: str) -> list[list]:
     """The chunk as columns in EVENT_COLUMNS order: clickhouse-driver encodes columns without
     transposing rows, and DateTime takes epoch seconds as plain ints."""
-    events = chunk.events
-    n = len(events)
-    trace_ids, span_ids = [], []
-    for event in events:
-        if event.traceparent:
-            trace_ids.append(event.traceparent[3:35])
-            span_ids.append(event.traceparent[36:52])
-        else:
-            trace_ids.append(_ZERO_TRACE)
-            span_ids.append(_ZERO_SPAN)
+    n = len(chunk.events)
+    offsets, event_ids, traceparents, _, event_types, received_at_ms, payloads = zip(*chunk.events, strict=True)
     return [
-        [uuid.UUID(e.event_id) for e in events],
-        trace_ids,
-        span_ids,
-        [e.event_type for e in events],
-        [e.received_at_ms // 1000 for e in events],
+        [uuid.UUID(event_id) for event_id in event_ids],
+        [tp[3:35] if tp else _ZERO_TRACE for tp in traceparents],
+        [tp[36:52] if tp else _ZERO_SPAN for tp in traceparents],
+        event_types,
+        [ms // 1000 for ms in received_at_ms],
         [chunk.topic] * n,
         [chunk.partition] * n,
-        [e.offset for e in events],
+        offsets,
         [insert_trace] * n,
         [insert_span] * n,
-        [e.payload for e in events],
+        payloads,
     ]
