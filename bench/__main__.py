@@ -271,6 +271,7 @@ def _fixed_config() -> dict[str, Any]:
         THROUGHPUT_PROBE_EVERY,
         latency_probe_every,
     )
+    from ingest_app import server
     from sentinel import processes, settings
 
     return {
@@ -284,20 +285,13 @@ def _fixed_config() -> dict[str, Any]:
         "stack_dir": str(settings.STACK_DIR),
         "port_offset": settings.PORT_OFFSET,
         "ingest_url": settings.INGEST_URL,
-        "ingest_server": _gunicorn_settings(),
+        "ingest_server": " ".join(server.argv()[1:]),
         "ingest_argv": " ".join(processes.get("ingest").argv()),
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
         "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
         "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
     }
-
-
-def _gunicorn_settings() -> dict[str, Any]:
-    """How ingest is served, as its gunicorn config module says (it reads the same environment)."""
-    from ingest_app import gunicorn_conf
-
-    return {key: getattr(gunicorn_conf, key, None) for key in ("worker_class", "workers", "threads")}
 
 
 def _span_drop_warnings() -> dict[str, int]:

@@ -199,8 +199,8 @@ class Poster:
     which at a few thousand requests a second costs the pipeline a good part of a core on a
     2-core machine. Ingest answers with Content-Length (never chunked), which is all this reads.
 
-    A connection idle for longer than `idle_s` is replaced before use (gunicorn closes idle
-    keep-alive connections after `keepalive` seconds, 5 by default), and a request that a reused
+    A connection idle for longer than `idle_s` is replaced before use (nginx closes idle
+    keep-alive connections after its `keepalive_timeout`, 30 s here), and a request that a reused
     connection lost before any answer is sent once more on a new one: the server never saw it.
     """
 

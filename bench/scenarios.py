@@ -100,7 +100,7 @@ class Scenarios:
         return self.offsets.wait_drained(self.sizes.drain_timeout_s)
 
     def warmup(self, tracing: str) -> dict[str, Any]:
-        """A short batched load so lazily created clients (each gunicorn worker's Kafka producer,
+        """A short batched load so lazily created clients (each ingest worker's Kafka producer,
         each Celery child's ClickHouse connection) exist before anything is measured."""
         spec = LoadSpec(
             self.url,

@@ -3,7 +3,7 @@
 One producer per process, shared by the request threads. A background thread serves delivery
 reports; each request waits only for its own messages, so concurrent requests batch together in
 librdkafka (linger.ms) instead of flushing each other. The producer is created lazily in the
-serving process: gunicorn forks workers after import, and librdkafka's threads do not survive a fork.
+serving process: the server forks its workers, and librdkafka's threads do not survive a fork.
 """
 
 from __future__ import annotations

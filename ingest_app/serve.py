@@ -1,7 +1,8 @@
 """`python -m ingest_app.serve --nginx-conf PATH`: ingest as it runs locally, nginx in front of
-gunicorn, supervised as one process group (in k8s the same pair is a pod with an nginx sidecar).
+the WSGI server (`ingest_app.server`), supervised as one process group (in k8s the same pair is a
+pod with an nginx sidecar).
 
-gunicorn's threads block while reading a request body, so a few hundred clients that announce a
+The app's threads block while reading a request body, so a few hundred clients that announce a
 body and never send it would take every thread (slowloris); nginx buffers each request whole
 before handing it on, and drops clients that stall. If either process exits, the other is stopped
 and this exits non-zero, so the stack's supervisor sees ingest as down.
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from sentinel import settings
+from ingest_app import server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,11 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx-conf", required=True, type=Path)
     args = parser.parse_args(argv)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
     children = [
-        subprocess.Popen(
-            [gunicorn, "-c", str(settings.REPO_ROOT / "ingest_app" / "gunicorn_conf.py"), "ingest_app.wsgi:app"]
-        ),
+        subprocess.Popen(server.argv()),
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),
     ]
     stopping = False

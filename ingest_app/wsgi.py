@@ -1,4 +1,4 @@
-"""gunicorn entry point: `gunicorn -c ingest_app/gunicorn_conf.py ingest_app.wsgi:app`."""
+"""The WSGI app as the server imports it (`ingest_app.server`): once in each worker process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,6 @@ from sentinel.logs import setup_logging
 from sentinel.telemetry import setup_tracing
 
 setup_logging(semconv.SERVICE_INGEST)
-# gunicorn imports this module in each worker after the fork, so the exporter thread is ours.
+# Imported by each server worker itself (not inherited across a fork), so the exporter thread is ours.
 setup_tracing(semconv.SERVICE_INGEST)
 app = create_app()

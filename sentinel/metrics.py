@@ -1,6 +1,6 @@
 """Every Prometheus metric Sentinel exports, in one place, and the `/metrics` payload.
 
-Under gunicorn and Celery prefork each process counts for itself; with `PROMETHEUS_MULTIPROC_DIR`
+Under ingest's server workers and Celery prefork each process counts for itself; with `PROMETHEUS_MULTIPROC_DIR`
 set, prometheus_client writes the values to files there and `render()` merges them.
 """
 
@@ -84,7 +84,7 @@ def serve(port: int, host: str | None = None) -> None:
 
 
 def mark_process_dead(pid: int) -> None:
-    """Forget a dead child's live gauges (gunicorn and Celery prefork children)."""
+    """Forget a dead child's live gauges (Celery prefork children)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _multiprocess.mark_process_dead(pid)
 

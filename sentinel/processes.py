@@ -79,7 +79,7 @@ class AppProcess(Service):
 
 
 class Ingest(AppProcess):
-    """nginx on the ingest port in front of gunicorn on loopback, as one process group."""
+    """nginx on the ingest port in front of the WSGI server (granian) on loopback, as one process group."""
 
     name = "ingest"
     start_timeout = 60.0
@@ -90,7 +90,7 @@ class Ingest(AppProcess):
 
     @property
     def upstream_port(self) -> int:
-        # What gunicorn computes from this process's environment (settings.INGEST_UPSTREAM_PORT).
+        # What ingest_app.server computes from this process's environment (settings.INGEST_UPSTREAM_PORT).
         return settings.INGEST_UPSTREAM_PORT if self.port == settings.INGEST_PORT else self.port + 1
 
     @property
@@ -130,7 +130,7 @@ class Ingest(AppProcess):
 
 
 def nginx_config(port: int, upstream_port: int, home: Path) -> str:
-    """nginx as ingest's front door: whole requests buffered before gunicorn sees them, slow
+    """nginx as ingest's front door: whole requests buffered before the app sees them, slow
     clients cut off, refusals in the same JSON shape as ingest's own."""
     limit = settings.INGEST_MAX_BODY_BYTES
     temp = home / "nginx-temp"
@@ -155,17 +155,27 @@ http {{
     # A little above ingest's own limit, so ingest answers the usual 413 with its JSON reason.
     client_max_body_size {limit + 1024 * 1024};
     client_body_buffer_size 1m;
-    # Idle upstream connections close before gunicorn's own 5 s keep-alive does, so nginx never
-    # sends a request on a connection gunicorn is closing.
-    upstream gunicorn {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_timeout 4s; }}
+    # Idle upstream connections close long before the app server would close them, so nginx never
+    # sends a request on a connection the server is closing.
+    upstream ingest_app {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_timeout 4s; }}
     server {{
         listen {settings.HOST}:{port} backlog=4096;
         default_type application/json;
         location / {{
-            proxy_pass http://gunicorn;
+            proxy_pass http://ingest_app;
             proxy_http_version 1.1;
+            # Only the headers the app reads travel on: the server behind nginx answers more than
+            # 100 header lines with a bare 431, and nginx has no limit on their number. A header
+            # sent several times reaches the app once, with its first value.
+            proxy_pass_request_headers off;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
+            proxy_set_header Content-Type $content_type;
+            proxy_set_header Authorization $http_authorization;
+            proxy_set_header traceparent $http_traceparent;
+            proxy_set_header tracestate $http_tracestate;
+            proxy_set_header baggage $http_baggage;
+            proxy_set_header User-Agent $http_user_agent;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_request_buffering on;
             proxy_read_timeout 60s;

@@ -41,8 +41,8 @@ STACK_DIR = Path(_str("SENTINEL_STACK_DIR", str(REPO_ROOT / ".stack")))
 
 # Ports (DESIGN.md defaults, each overridable).
 INGEST_PORT = _port("SENTINEL_INGEST_PORT", 8080)
-# gunicorn listens here on loopback, behind nginx on INGEST_PORT (a buffering proxy: gunicorn's
-# threads never wait on a slow client's body).
+# ingest's WSGI server (granian) listens here on loopback, behind nginx on INGEST_PORT (a buffering
+# proxy: the app's threads never wait on a slow client's body).
 INGEST_UPSTREAM_PORT = _int("SENTINEL_INGEST_UPSTREAM_PORT", INGEST_PORT + 1)
 KAFKA_PORT = _port("SENTINEL_KAFKA_PORT", 9092)
 KAFKA_CONTROLLER_PORT = _port("SENTINEL_KAFKA_CONTROLLER_PORT", 9093)
@@ -83,6 +83,11 @@ BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
 KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")
 
 # Ingest limits.
+# Server processes, and Python threads per process running the app: a request mostly waits for
+# Kafka's acknowledgement, and concurrent requests share one producer whose batches (linger.ms)
+# then carry several requests' events.
+INGEST_WORKERS = _int("SENTINEL_INGEST_WORKERS", 2)
+INGEST_THREADS = _int("SENTINEL_INGEST_THREADS", 16)
 INGEST_MAX_BODY_BYTES = _int("SENTINEL_INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
 INGEST_MAX_EVENTS = _int("SENTINEL_INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)

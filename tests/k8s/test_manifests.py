@@ -2,9 +2,10 @@
 
 Both kustomizations build; every document validates strictly against a pinned Kubernetes API;
 every workload is probed, sized and runs non-root on a read-only root filesystem; ingest's pod
-fronts gunicorn with an nginx sidecar configured as the local stack's nginx; and every
-environment variable the code reads is set on each Sentinel container by the ConfigMap or a
-Secret reference, or is listed below as deliberately left to its default, with the reason.
+runs its WSGI server (granian, `python -m ingest_app.server`) behind an nginx sidecar configured as
+the local stack's nginx; and every environment variable the code reads is set on each Sentinel
+container by the ConfigMap or a Secret reference, or is listed below as deliberately left to its
+default, with the reason.
 """
 
 from __future__ import annotations
@@ -223,9 +224,15 @@ def _failure_window(probe: Doc) -> int:
     return probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
 
 
-def test_ingest_runs_gunicorn_behind_an_nginx_sidecar_probed_through_it(built: dict[str, list[Doc]]) -> None:
-    # gunicorn binds loopback only (ingest_app/gunicorn_conf.py); nginx, in the same pod, is the
-    # only way in: it buffers whole requests, so stalled uploads never hold gunicorn's threads.
+def test_ingest_runs_its_server_behind_an_nginx_sidecar_probed_through_it(
+    built: dict[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The app server (granian, started by ingest_app/server.py) binds loopback only; nginx, in the
+    # same pod, is the only way in: it buffers whole requests, so stalled uploads never hold the
+    # app's threads.
+    from ingest_app import server
+    from sentinel import settings
+
     for name, docs in built.items():
         configmap = _configmap(docs, CONFIGMAP)["data"]
         port, upstream = int(configmap["SENTINEL_INGEST_PORT"]), int(configmap["SENTINEL_INGEST_UPSTREAM_PORT"])
@@ -243,17 +250,38 @@ def test_ingest_runs_gunicorn_behind_an_nginx_sidecar_probed_through_it(built: d
         assert nginx["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert "env" not in nginx and "envFrom" not in nginx, "nginx reads no environment; keep the tokens away"
 
-        # gunicorn: no port (it is not on the pod IP), so the kubelet's httpGet and tcpSocket probes
-        # could never reach it; its probes ask it on loopback from inside the container.
-        assert "ports" not in ingest, "gunicorn listens on loopback only; nginx's port is the pod's"
+        # The app server: started the way the local stack starts it, by ingest_app/server.py, which
+        # execs granian with the bind, workers, threads and graceful stop from settings.
+        assert ingest["command"] == ["python", "-m", "ingest_app.server"], ingest["command"]
+        for setting, variable in (
+            ("INGEST_UPSTREAM_PORT", "SENTINEL_INGEST_UPSTREAM_PORT"),
+            ("INGEST_WORKERS", "SENTINEL_INGEST_WORKERS"),
+            ("INGEST_THREADS", "SENTINEL_INGEST_THREADS"),
+        ):
+            monkeypatch.setattr(settings, setting, int(configmap[variable]))
+        argv = server.argv()
+        assert argv[1:3] == ["-m", "granian"] and argv[-1] == server.APP, argv
+        for flag, value in (
+            ("--host", "127.0.0.1"),
+            ("--port", str(upstream)),
+            ("--workers", configmap["SENTINEL_INGEST_WORKERS"]),
+            ("--blocking-threads", configmap["SENTINEL_INGEST_THREADS"]),
+            ("--workers-kill-timeout", str(server.GRACEFUL_TIMEOUT_S)),
+        ):
+            assert argv[argv.index(flag) + 1] == value, f"k8s/{name}: granian {flag}: {argv}"
+        # No port (it is not on the pod IP), so the kubelet's httpGet and tcpSocket probes could
+        # never reach it; its probes ask it on loopback from inside the container.
+        assert "ports" not in ingest, "the app server listens on loopback only; nginx's port is the pod's"
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
             probe = ingest[kind]
             assert "httpGet" not in probe and "tcpSocket" not in probe, f"ingest {kind} goes to the pod IP"
             assert f"http://127.0.0.1:{upstream}/healthz" in _exec_command(probe), f"ingest {kind}"
-        # nginx gives up on gunicorn later than gunicorn's own liveness does, and outlives it on stop.
+        # nginx gives up on the app server later than the app server's own liveness does, and drains
+        # first on stop; the app server's preStop sleep and graceful stop fit in the grace period.
         assert _failure_window(nginx["livenessProbe"]) > _failure_window(ingest["livenessProbe"])
         sleeps = {c["name"]: int(c["lifecycle"]["preStop"]["exec"]["command"][-1]) for c in (ingest, nginx)}
-        assert sleeps[NGINX_SIDECAR] < sleeps["ingest"], "gunicorn must answer while nginx drains"
+        assert sleeps[NGINX_SIDECAR] < sleeps["ingest"], "the app server must answer while nginx drains"
+        assert sleeps["ingest"] + server.GRACEFUL_TIMEOUT_S < pod["terminationGracePeriodSeconds"]
 
         # The Service reaches the pod through the sidecar's port only.
         service = _find(docs, "Service", "ingest")

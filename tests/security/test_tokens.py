@@ -55,8 +55,6 @@ class TokenIngest(processes.Ingest):
             SENTINEL_INGEST_TOKENS=",".join(self.tokens),
             # Debug logging makes a leak more likely to show, not less.
             SENTINEL_LOG_LEVEL="DEBUG",
-            # Leave the default control socket (~/.gunicorn/gunicorn.ctl) to the pipeline's ingest.
-            GUNICORN_CMD_ARGS="--no-control-socket",
         )
 
     def ready(self) -> bool:
@@ -117,7 +115,7 @@ def test_tokens_are_required_and_never_leak(token_ingest: TokenIngest) -> None:
             try:
                 response = post(dumps(event), headers=headers, base_url=token_ingest.url)
             except requests.ConnectionError:
-                row.saw("connection refused by the server")  # a 64 KB header may be cut off by gunicorn
+                row.saw("connection refused by the server")  # a 64 KB header may be cut off by nginx
                 continue
             row.events += 1
             row.saw(outcome(response))
@@ -126,7 +124,7 @@ def test_tokens_are_required_and_never_leak(token_ingest: TokenIngest) -> None:
                 assert response.json()["error"] == "unauthorized"
                 assert response.headers.get("WWW-Authenticate", "").startswith("Bearer")
             assert not any(token in response.text for token in offered), f"{case}: a token is echoed"
-            if response.status_code == 401:  # answered by the app, so traced (gunicorn's own refusals are not)
+            if response.status_code == 401:  # answered by the app, so traced (nginx's own refusals are not)
                 traces.append(trace_id)
 
         for token in (first, second):
@@ -149,7 +147,7 @@ def test_tokens_are_required_and_never_leak(token_ingest: TokenIngest) -> None:
         assert response.status_code == 401, response.text
         response = post(b"{not json", headers={"Authorization": f"Bearer {first}"}, base_url=token_ingest.url)
         assert response.status_code == 400, response.text
-        # A request gunicorn refuses (a header too large) with the right token in it: nothing logged.
+        # A request nginx refuses (a header too large) with the right token in it: nothing logged.
         answer = raw_request(
             b"POST /events HTTP/1.1\r\nHost: ingest\r\nAuthorization: Bearer " + first.encode() + b"\r\n"
             b"X-Big: " + b"b" * 20000 + b"\r\nContent-Length: 2\r\n\r\n{}",
