@@ -235,7 +235,8 @@ HEADER_CASES = [
 @pytest.mark.parametrize("headers", HEADER_CASES)
 def test_extract_scanned_agrees_with_the_global_propagator(headers: list[tuple[str, bytes]]) -> None:
     expected_context, expected_malformed = propagation.extract(headers)
-    context, malformed = propagation.extract_scanned(*scan_headers(headers).trace_key, headers)
+    scanned = scan_headers(headers)
+    context, malformed = propagation.extract_scanned(*scanned.trace_key, headers, repeated=scanned.repeated)
     assert malformed == expected_malformed
     got, want = (
         trace.get_current_span(context).get_span_context(),
@@ -261,7 +262,7 @@ def test_extract_scanned_defers_to_a_replaced_global_propagator() -> None:
     propagate.set_global_textmap(CompositePropagator([W3CBaggagePropagator()]))
     try:
         context, _ = propagation.extract_scanned(
-            TRACEPARENT.encode(), None, None, [("traceparent", TRACEPARENT.encode())]
+            TRACEPARENT.encode(), None, None, [("traceparent", TRACEPARENT.encode())], repeated=False
         )
     finally:
         propagate.set_global_textmap(original)
@@ -272,4 +273,6 @@ def test_extract_scanned_defers_to_a_replaced_global_propagator() -> None:
 def test_carried_traceparent_is_what_a_no_op_tracer_passes_on(headers: list[tuple[str, bytes]]) -> None:
     context, expected_malformed = propagation.extract(headers)
     expected = propagation.traceparent_of(trace.get_current_span(context).get_span_context())
-    assert propagation.carried_traceparent(*scan_headers(headers).trace_key, headers) == (expected, expected_malformed)
+    scanned = scan_headers(headers)
+    carried = propagation.carried_traceparent(*scanned.trace_key, headers, repeated=scanned.repeated)
+    assert carried == (expected, expected_malformed)

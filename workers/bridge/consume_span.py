@@ -27,6 +27,9 @@ class ScannedHeaders(NamedTuple):
     trace_key: TraceKey  # raw traceparent, tracestate, baggage: the grouping key
     event_id: str | None
     origin: str | None  # set on replayed dead letters
+    # A header name appears twice: the key is left empty (such messages are never grouped) and
+    # the context is read by the propagator itself, which takes the first value, not the last.
+    repeated: bool = False
 
 
 def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
@@ -35,14 +38,18 @@ def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
         return ScannedHeaders((None, None, None), None, None)
     found = dict(headers)
     event_id, origin = found.get(semconv.HEADER_EVENT_ID), found.get(semconv.HEADER_ORIGIN)
+    repeated = len(found) != len(headers)
     return ScannedHeaders(
-        (
+        (None, None, None)
+        if repeated
+        else (
             found.get(semconv.HEADER_TRACEPARENT),
             found.get(semconv.HEADER_TRACESTATE),
             found.get(semconv.HEADER_BAGGAGE),
         ),
         event_id.decode("utf-8", "replace") if event_id else None,
         origin.decode("utf-8", "replace") if origin else None,
+        repeated,
     )
 
 
@@ -66,13 +73,13 @@ class ConsumeSpan:
         self,
         message: Message,
         headers: list[tuple[str, bytes]] | None,
-        key: TraceKey,
+        scanned: ScannedHeaders,
         group: str,
         *,
         traced: bool = True,
     ) -> None:
         self.partition = message.partition()
-        self.key = key
+        self.key = key = scanned.trace_key
         self.first_offset = self.last_offset = message.offset()
         self.count = 0
         self.message_id: str | None = None
@@ -80,10 +87,10 @@ class ConsumeSpan:
             # Tracing off: what the API's no-op tracer would give, without its cost (a context,
             # a tracer lookup and an attribute dict per run): the carried context, unchanged.
             self.span: Span = trace.INVALID_SPAN
-            self.traceparent, self.malformed = propagation.carried_traceparent(*key, headers)
+            self.traceparent, self.malformed = propagation.carried_traceparent(*key, headers, repeated=scanned.repeated)
             self.tracestate = key[1].decode("utf-8", "replace") if key[1] and self.traceparent else ""
             return
-        context, self.malformed = propagation.extract_scanned(*key, headers)
+        context, self.malformed = propagation.extract_scanned(*key, headers, repeated=scanned.repeated)
         self.span = tracer().start_span(
             semconv.SPAN_CONSUME,
             context=context,

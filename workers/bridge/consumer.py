@@ -136,7 +136,7 @@ class Bridge:
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
-                    current = ConsumeSpan(message, headers, key, self.config.group, traced=self._traced)
+                    current = ConsumeSpan(message, headers, scanned, self.config.group, traced=self._traced)
                 try:
                     event = decode(
                         message.value(),
@@ -151,7 +151,7 @@ class Bridge:
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
-                        current = ConsumeSpan(message, headers, key, self.config.group, traced=self._traced)
+                        current = ConsumeSpan(message, headers, scanned, self.config.group, traced=self._traced)
                     current.fail(offset, reason)
                     current.end()
                     current = None
