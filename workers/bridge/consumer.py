@@ -53,7 +53,11 @@ def consumer_config(config: BridgeConfig) -> dict[str, object]:
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": 300_000,
         "queued.max.messages.kbytes": 64 * 1024,
+        # The broker answers a fetch once 256 KiB are ready or 50 ms have passed: at single-event
+        # rates, answering as soon as any byte was ready meant a fetch per handful of messages
+        # (Kafka 129 -> 76 us and the bridge 49 -> 28 us of CPU per event, for at most 50 ms).
         "fetch.wait.max.ms": 50,
+        "fetch.min.bytes": 256 * 1024,
     }
 
 
