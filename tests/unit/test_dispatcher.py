@@ -182,3 +182,25 @@ def test_forget_drops_pending_and_inflight_chunks_of_revoked_partitions() -> Non
 
     broker.acks = [sent0.token]  # a late ack of a forgotten chunk is not reported
     assert dispatcher.collect(now=1.0) == []
+
+
+def test_acks_are_read_at_most_once_per_poll_interval_and_not_when_nothing_is_in_flight() -> None:
+    broker = FakeBroker()
+    reads = []
+    dispatcher = Dispatcher(
+        broker.send,
+        lambda: reads.append(1) or broker.receive_acks(),
+        max_inflight=2,
+        ack_timeout_s=30.0,
+        ack_poll_interval_s=0.01,
+    )
+    assert dispatcher.collect(0.0) == [] and not reads  # nothing in flight: no round trip
+    chunk = _chunk(0, 0)
+    dispatcher.submit(chunk)
+    dispatcher.pump(0.0)
+    broker.acks.append(chunk.token)
+    assert dispatcher.collect(0.001) == [chunk]
+    dispatcher.submit(_chunk(0, 2))
+    dispatcher.pump(0.002)
+    assert dispatcher.collect(0.005) == [] and len(reads) == 1  # within the interval
+    assert dispatcher.collect(0.012) == [] and len(reads) == 2

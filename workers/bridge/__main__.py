@@ -42,6 +42,7 @@ def build_bridge(config: BridgeConfig | None = None) -> Bridge:
         lambda: acks.receive(ack_key),
         max_inflight=settings.MAX_INFLIGHT_CHUNKS,
         ack_timeout_s=settings.CHUNK_ACK_TIMEOUT_S,
+        ack_poll_interval_s=0.01,
     )
     chunker = Chunker(
         config.topic, max_events=settings.CHUNK_MAX_EVENTS, max_wait_s=settings.CHUNK_MAX_WAIT_S, ack_to=ack_key

@@ -33,6 +33,7 @@ class Dispatcher:
         max_inflight: int,
         ack_timeout_s: float,
         retry_after_s: float = 1.0,
+        ack_poll_interval_s: float = 0.0,
     ) -> None:
         self._send = send
         self._receive_acks = receive_acks
@@ -42,6 +43,9 @@ class Dispatcher:
         self.pending: deque[Chunk] = deque()
         self.inflight: dict[str, _InFlight] = {}
         self._blocked_until = 0.0
+        # Each look for acks is a Redis round trip; the loop turns far more often than acks arrive.
+        self.ack_poll_interval_s = ack_poll_interval_s
+        self._next_ack_poll = 0.0
 
     @property
     def saturated(self) -> bool:
@@ -63,11 +67,13 @@ class Dispatcher:
 
     def collect(self, now: float) -> list[Chunk]:
         """Chunks acknowledged since the last call; also re-sends chunks whose ack is overdue."""
-        try:
-            tokens = self._receive_acks()
-        except Exception as exc:  # noqa: BLE001 - Redis away: acks wait, chunks stay in flight
-            log.warning("cannot read chunk acks: %s", exc)
-            tokens = []
+        tokens: list[str] = []
+        if self.inflight and now >= self._next_ack_poll:
+            self._next_ack_poll = now + self.ack_poll_interval_s
+            try:
+                tokens = self._receive_acks()
+            except Exception as exc:  # noqa: BLE001 - Redis away: acks wait, chunks stay in flight
+                log.warning("cannot read chunk acks: %s", exc)
         done = [entry.chunk for token in tokens if (entry := self.inflight.pop(token, None))]
         for token, entry in list(self.inflight.items()):
             if now - entry.sent_at >= self.ack_timeout_s and now >= self._blocked_until:
