@@ -61,12 +61,13 @@ def new_event_ids(count: int) -> list[str]:
     ]
 
 
-def validate(event: Any) -> FieldError | None:
+def validate(event: Any, *, walk_values: bool = True) -> FieldError | None:
     """First problem with `event`, or None when it is a valid audit event.
 
     Runs for every event twice (ingest and bridge), so it tests exact types (`type(x) is str`:
     parsers make no subclasses, and HugeInt, a str subclass, must not pass as a string) and walks
-    each value once.
+    each value once. `walk_values=False` skips that walk (depth and HugeInt checks) for a caller
+    that knows from the raw text that neither can fail (see `may_nest_too_deep`).
     """
     if type(event) is not dict:
         return FieldError("$", f"an event must be a JSON object, not {_json_type(event)}")
@@ -99,7 +100,13 @@ def validate(event: Any) -> FieldError | None:
     attributes = event.get("attributes")
     if attributes is not None and type(attributes) is not dict:
         return FieldError("attributes", "must be a JSON object")
-    return _check_values(event)
+    return _check_values(event) if walk_values else None
+
+
+def may_nest_too_deep(text: bytes) -> bool:
+    """Whether JSON `text` can nest deeper than MAX_DEPTH: only if it holds more opening brackets
+    (in strings too) than that. A byte count, far cheaper than walking the parsed value."""
+    return text.count(b"{") + text.count(b"[") > MAX_DEPTH
 
 
 def _check_values(event: dict[str, Any]) -> FieldError | None:

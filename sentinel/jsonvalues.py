@@ -36,11 +36,17 @@ def _int(literal: str) -> int | HugeInt:
 
 def loads(data: bytes) -> Any:
     """Parse `data`; raises JsonError for invalid JSON."""
+    return loads_noting_huge_ints(data)[0]
+
+
+def loads_noting_huge_ints(data: bytes) -> tuple[Any, bool]:
+    """Parse `data`, and say whether the value may hold a HugeInt (only a body with a run of 19
+    or more digits can: without one, nothing in the value needs looking for them)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(str(exc)) from None
     if _LONG_RUN in data.translate(_DIGITS_ONLY):
         # Rare: only bodies with long digit runs (in strings too) pay for the second parse.
-        return json.loads(data, parse_int=_int)
-    return value
+        return json.loads(data, parse_int=_int), True
+    return value, False

@@ -111,3 +111,26 @@ def test_deep_nesting_and_huge_integers_are_dead_lettered_not_raised() -> None:
         decode(deep, None, topic="mcp.events", partition=0, offset=1)
     with pytest.raises(InvalidMessage, match="64-bit"):
         decode(b'{"type":"t","n":18446744073709551616}', None, topic="mcp.events", partition=0, offset=2)
+
+
+@pytest.mark.parametrize("levels", [62, 63, 64, 65])
+def test_the_byte_count_shortcut_decides_depth_exactly_as_the_walk(levels: int) -> None:
+    """Around the limit (and with brackets inside strings, which the count also sees), decode
+    agrees with validate's full walk on the parsed event."""
+    from sentinel import events
+
+    for filler in (b"", b',"s":"' + b"[" * 10 + b'"'):
+        # `levels` counts the event object itself: the event is 1, the field's array 2, and so on.
+        value = b'{"type":"t"' + filler + b',"d":' + b"[" * (levels - 1) + b"1" + b"]" * (levels - 1) + b"}"
+        walked = events.validate(orjson.loads(value))
+        if walked is None:
+            assert decode(value, None, topic="mcp.events", partition=0, offset=1).event_type == "t"
+        else:
+            with pytest.raises(InvalidMessage, match="nested deeper"):
+                decode(value, None, topic="mcp.events", partition=0, offset=1)
+
+
+def test_a_huge_integer_deep_inside_strings_and_objects_is_still_found() -> None:
+    value = b'{"type":"t","attributes":{"a":{"b":[{"c":123456789012345678901234}]}},"s":"x"}'
+    with pytest.raises(InvalidMessage, match="64-bit"):
+        decode(value, None, topic="mcp.events", partition=0, offset=1)
