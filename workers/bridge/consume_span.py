@@ -124,15 +124,14 @@ class ConsumeSpan:
 
     def end(self) -> None:
         span = self.span
-        if not span.is_recording():
-            pass
-        elif self.count == 1:
-            span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, self.first_offset)
-            span.set_attribute(semconv.MESSAGING_MESSAGE_ID, self.message_id or "")
-        elif self.count > 1:
-            span.set_attribute(semconv.MESSAGING_BATCH_MESSAGE_COUNT, self.count)
-            span.set_attribute(semconv.KAFKA_FIRST_OFFSET, self.first_offset)
-            span.set_attribute(semconv.KAFKA_LAST_OFFSET, self.last_offset)
+        if span.is_recording():  # unsampled or tracing off: nothing to describe
+            if self.count == 1:
+                span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, self.first_offset)
+                span.set_attribute(semconv.MESSAGING_MESSAGE_ID, self.message_id or "")
+            elif self.count > 1:
+                span.set_attribute(semconv.MESSAGING_BATCH_MESSAGE_COUNT, self.count)
+                span.set_attribute(semconv.KAFKA_FIRST_OFFSET, self.first_offset)
+                span.set_attribute(semconv.KAFKA_LAST_OFFSET, self.last_offset)
         if self.malformed:
             metrics.BRIDGE_MALFORMED_TRACE_HEADERS.inc(max(self.count, 1))
         span.end()
