@@ -26,6 +26,7 @@ KafkaHeaders = list[tuple[str, bytes]] | Mapping[str, Any] | None
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
 # The one spelling every W3C propagator reads the same way: version 00, nothing around it.
 _PLAIN_TRACEPARENT = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = b"0" * 32, b"0" * 16
 
 
 def _decode(value: Any) -> str | None:
@@ -106,27 +107,21 @@ def extract_scanned(
     The bridge extracts a context for every run of messages; through the global propagator that
     was a sixth of its CPU. The shortcut is taken only for the default propagators
     (`tracecontext,baggage`), no baggage, no repeated header (`repeated`: the scan found a header
-    name twice; the propagator reads the first value, a scan the last), a plain version-00 traceparent and
-    a UTF-8 tracestate; anything else (another OTEL_PROPAGATORS, baggage, an odd or malformed
-    header) goes through extract().
+    name twice; the propagator reads the first value, a scan the last), a plain version-00
+    traceparent and a UTF-8 tracestate; anything else (another OTEL_PROPAGATORS, baggage, an odd
+    or malformed header) goes through extract().
     """
-    if repeated or baggage is not None or not _default_propagators():
-        return extract(headers)
-    if traceparent is None:
+    if traceparent is None and not repeated and baggage is None and _default_propagators():
         return Context(), False
-    if not _PLAIN_TRACEPARENT.fullmatch(traceparent):
+    if traceparent is None or not _readable_directly(traceparent, baggage, repeated=repeated):
         return extract(headers)
-    text = traceparent.decode("ascii")
-    trace_id, span_id = int(text[3:35], 16), int(text[36:52], 16)
-    if not trace_id or not span_id:
-        return Context(), True
     try:
-        state = trace.TraceState.from_header([tracestate.decode("utf-8")]) if tracestate else None
+        state = tracestate.decode("utf-8") if tracestate else ""
     except UnicodeDecodeError:
         return extract(headers)
-    span_context = trace.SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(text[53:55], 16)), trace_state=state
-    )
+    span_context = span_context_from_traceparent(traceparent.decode("ascii"), state)
+    if span_context is None:  # all-zero trace or span id: present, and invalid
+        return Context(), True
     return trace.set_span_in_context(trace.NonRecordingSpan(span_context)), False
 
 
@@ -143,19 +138,24 @@ def carried_traceparent(
     without building a context (the bridge asks this per message run when tracing is off)."""
     if (
         traceparent is not None
-        and not repeated
-        and baggage is None
-        and _PLAIN_TRACEPARENT.fullmatch(traceparent)
+        and _readable_directly(traceparent, baggage, repeated=repeated)
         and traceparent[3:35] != _ZERO_TRACE_ID
         and traceparent[36:52] != _ZERO_SPAN_ID
-        and _default_propagators()
     ):
         return traceparent.decode("ascii"), False
     context, malformed = extract_scanned(traceparent, tracestate, baggage, headers, repeated=repeated)
     return traceparent_of(trace.get_current_span(context).get_span_context()), malformed
 
 
-_ZERO_TRACE_ID, _ZERO_SPAN_ID = b"0" * 32, b"0" * 16
+def _readable_directly(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
+    """Whether the propagator would read `traceparent` exactly as it is written: the default
+    propagators, no baggage, no repeated header, version 00 with nothing around it."""
+    return (
+        not repeated
+        and baggage is None
+        and _PLAIN_TRACEPARENT.fullmatch(traceparent) is not None
+        and _default_propagators()
+    )
 
 
 _default_for: tuple[object, bool] | None = None
