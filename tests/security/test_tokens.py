@@ -16,7 +16,6 @@ import requests
 
 from sentinel import processes, semconv, settings
 from sentinel.jaeger import JaegerClient
-from sentinel.stack.runner import port_open
 from tests.security.helpers import (
     HTTP_TIMEOUT,
     Accepted,
@@ -56,17 +55,6 @@ class TokenIngest(processes.Ingest):
             # Debug logging makes a leak more likely to show, not less.
             SENTINEL_LOG_LEVEL="DEBUG",
         )
-
-    def ready(self) -> bool:
-        if not port_open(self.port):
-            return False
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=3).ok
-        except requests.RequestException:
-            return False
-
-    def addresses(self) -> dict[str, str]:
-        return {"url": self.url, "log": str(self.log_path)}
 
 
 @pytest.fixture(scope="module")
