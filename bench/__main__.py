@@ -105,6 +105,10 @@ def machine_info() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import tables
+
+    # Before sentinel.settings is imported (build_parser imports it): the run's own database.
+    found_env = tables.use_bench_database()
     args = build_parser().parse_args(argv)
     # Imported here: the stack and the pipeline read settings from the environment at import.
     from bench import direct, report
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.scenarios import FULL, QUICK, Scenarios, log, sizes_dict
     from sentinel import settings, stack
     from workers.clickhouse.client import new_client, server_version
-    from workers.clickhouse.schema import DATABASE, EVENTS_TABLE, migrate
+    from workers.clickhouse.schema import DATABASE, migrate
 
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
@@ -136,14 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     migrate(client)
     machine = machine_info()
     machine["clickhouse_version"] = ".".join(map(str, server_version(client)))
-    # A big table merges in the background while the scenarios run: say how big it was.
-    parts, rows = client.execute(
-        "SELECT count(), sum(rows) FROM system.parts WHERE active AND database = %(db)s AND table = %(table)s",
-        {"db": DATABASE, "table": EVENTS_TABLE},
-    )[0]
-    table_at_start = {"rows": int(rows or 0), "active_parts": int(parts)}
     offsets = Offsets()
-    pipeline = Pipeline()
+    pipeline = Pipeline(found_env)
     peaks = PeakRss()
     services = {name: stack.get(name) for name in ("kafka", "clickhouse", "rabbitmq", "redis", "jaeger")}
     cpu = CpuMeter(
@@ -200,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                         latency[str(rate)] = result or {}
                         details["latency"][str(rate)] = {"tracing": tracing, **(result or {})}
                 elif scenario == "celery_hop":
-                    log(f"celery hop: {sizes.celery_hop_events:,} events, direct baseline then pipeline ({tracing})")
+                    log(
+                        f"celery hop: {sizes.celery_hop_events:,} events, direct baseline then pipeline, "
+                        f"{sizes.celery_hop_rounds} round(s) ({tracing})"
+                    )
                     celery_hop = attempt(
                         "celery_hop",
                         lambda: direct.run(
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                             cpu,
                             sizes.celery_hop_events,
                             scenarios.event_type("celery_hop"),
+                            rounds=sizes.celery_hop_rounds,
                             drain_timeout_s=sizes.drain_timeout_s,
                             timeout_s=sizes.visible_timeout_s,
                         ),
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                         celery_hop["pipeline_tracing"] = tracing
                         log(
                             f"celery hop: direct {celery_hop['direct_eps']:,.0f}/s, pipeline "
-                            f"{celery_hop['pipeline_eps']:,.0f}/s, ratio {celery_hop['ratio']}"
+                            f"{celery_hop['pipeline_eps']:,.0f}/s (medians), ratio {celery_hop['ratio']} "
+                            f"(rounds: {celery_hop['round_ratios']})"
                         )
             details["span_drop_warnings"][tracing] = _span_drop_warnings()
     finally:
@@ -236,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes_dict(sizes),
         **_fixed_config(),
         "topic_partitions": len(offsets.partitions()),
-        "events_table_at_start": table_at_start,
+        "clickhouse_database": DATABASE,
+        "tables_emptied_before_each_run": True,
     }
     document = report.build_document(
         machine=machine,

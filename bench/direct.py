@@ -6,14 +6,16 @@ N messages (the offsets recorded before and after producing) are consumed twice:
 
 (a) direct: one plain confluent-kafka consumer (its own group, assigned at the start offsets, never
     committing) turns each message into the same row the worker writes and inserts with
-    clickhouse-driver, CHUNK_MAX_EVENTS rows per INSERT, into `sentinel.mcp_events_direct` (the
+    clickhouse-driver, CHUNK_MAX_EVENTS rows per INSERT, into `sentinel_bench.mcp_events_direct` (the
     events DDL under another name). No Celery, no tracing, one process, timed inside that process
     from just after `assign` to the end of the last INSERT.
 (b) pipeline: the bridge is started again and resumes at its committed offsets, the same start
     offsets. Timed from the bridge's "assigned partitions" log line (its own timestamp) to the
-    first count that finds all N rows in `sentinel.mcp_events`.
+    first count that finds all N rows in `sentinel_bench.mcp_events`.
 
-ratio = pipeline events/s / direct events/s.
+Both sides run `rounds` times, alternating (a), (b), (a), (b), ... on new events each round, and each
+side starts on empty tables (bench/tables.py). ratio = median pipeline events/s / median direct
+events/s.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -30,12 +33,13 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench import tables
 from bench.cpu import CpuMeter
 from bench.observe import COUNT_WHEN_LAG_AT_MOST, Offsets, run_started_at, wait_count
 from ingest_app.publisher import producer_config
 from sentinel import processes, semconv, settings
 from workers.clickhouse.client import new_client, server_version, supports_dedup_token
-from workers.clickhouse.schema import DATABASE, EVENT_COLUMNS, EVENTS_TABLE, events_table_ddl
+from workers.clickhouse.schema import DATABASE, EVENT_COLUMNS, EVENTS_TABLE, QUALIFIED_EVENTS_TABLE, events_table_ddl
 
 DIRECT_TABLE = f"{DATABASE}.mcp_events_direct"
 _ZERO_TRACE = "0" * 32
@@ -102,10 +106,45 @@ def produce(n: int, event_type: str) -> None:
 
 
 def run(
+    offsets: Offsets,
+    cpu: CpuMeter,
+    n: int,
+    event_type: str,
+    *,
+    rounds: int,
+    drain_timeout_s: float,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Measure (a) then (b) on `n` new events, `rounds` times; leaves the bridge running.
+
+    One round's direct side took 2.2-4.5 s, and ClickHouse's CPU for the same rows varied by a factor
+    of 2-3 between rounds (with the same rows merged): a single round's ratio said more about the
+    round than about the hop. The sides alternate, so a drift in the machine reaches both, and the
+    figures are the medians of the rounds' events/s. Raises on failure.
+    """
+    results = [
+        _round(offsets, cpu, n, f"{event_type}-{i}", drain_timeout_s=drain_timeout_s, timeout_s=timeout_s)
+        for i in range(rounds)
+    ]
+    direct_eps = statistics.median(r["direct_eps"] for r in results)
+    pipeline_eps = statistics.median(r["pipeline_eps"] for r in results)
+    return {
+        "events": n,
+        "rounds": rounds,
+        "direct_eps": round(direct_eps, 1),
+        "pipeline_eps": round(pipeline_eps, 1),
+        "ratio": round(pipeline_eps / direct_eps, 3),
+        "round_ratios": [r["ratio"] for r in results],
+        "each_round": results,
+    }
+
+
+def _round(
     offsets: Offsets, cpu: CpuMeter, n: int, event_type: str, *, drain_timeout_s: float, timeout_s: float
 ) -> dict[str, Any]:
-    """Measure (a) and (b) on `n` events; leaves the bridge running. Raises on failure."""
     offsets.wait_drained(drain_timeout_s)
+    # Each side starts on an idle ClickHouse: no earlier run's merges (bench/tables.py).
+    tables.empty(new_client(), QUALIFIED_EVENTS_TABLE)
     bridge = processes.get("bridge")
     bridge.down()
     start = offsets.log_end()
@@ -118,14 +157,18 @@ def run(
     if sum(end[p] - start[p] for p in end) != n:
         raise RuntimeError(f"expected {n} new messages, log end moved {start} -> {end}: another producer?")
 
+    client = new_client()
+    counters = tables.merge_counters(client)
     cpu.start()
     direct = _run_direct(start, end, event_type, timeout_s)
     direct_services_cpu = cpu.since()
+    direct_clickhouse = tables.counters_since(client, counters)
+    tables.empty(client, DIRECT_TABLE)
 
+    counters = tables.merge_counters(client)
     cpu.start()
     bridge.up()
     up_returned = time.time()
-    client = new_client()
     # Ask Kafka (free for ClickHouse) until the end is near, then count every 50 ms.
     offsets.wait_lag_at_most(COUNT_WHEN_LAG_AT_MOST, timeout_s)
     done_at, distinct, rows = wait_count(client, event_type, n, since, timeout_s=timeout_s, interval_s=0.05)
@@ -136,8 +179,8 @@ def run(
     pipeline_s = done_wall - (assigned if assigned is not None else up_returned)
     pipeline_eps = n / pipeline_s
     pipeline_cpu = cpu.since()
+    pipeline_clickhouse = tables.counters_since(client, counters)
     return {
-        "events": n,
         "direct_eps": round(direct["eps"], 1),
         "pipeline_eps": round(pipeline_eps, 1),
         "ratio": round(pipeline_eps / direct["eps"], 3),
@@ -153,6 +196,10 @@ def run(
         "direct_consumer_cpu_s": round(direct["cpu_s"], 2),
         "cpu_s_during_direct": direct_services_cpu,
         "cpu_s_during_pipeline": pipeline_cpu,
+        # ClickHouse's own work while each side ran: the rows it merged say whether merges explain
+        # a difference in its CPU.
+        "clickhouse_during_direct": direct_clickhouse,
+        "clickhouse_during_pipeline": pipeline_clickhouse,
     }
 
 

@@ -35,8 +35,9 @@ _TRACING_KEYS = ("OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLE
 class Pipeline:
     """The three pipeline processes; remembers how it found them so `restore()` can put them back."""
 
-    def __init__(self) -> None:
-        self._saved_env = {key: os.environ.get(key) for key in _TRACING_KEYS}
+    def __init__(self, found_env: dict[str, str | None] | None = None) -> None:
+        """`found_env`: variables the harness changed before this was built, to put back too."""
+        self._saved_env = {key: os.environ.get(key) for key in _TRACING_KEYS} | (found_env or {})
         self._was_running = {role: processes.get(role).pid() is not None for role in ROLES}
         self.tracing: str | None = None
 
@@ -73,14 +74,14 @@ class Pipeline:
 
     def restore(self) -> None:
         """Restart with the environment found at start what was running then; stop the rest."""
-        self._set_env(self._saved_env)
+        self._set_env(self._saved_env, tuple(self._saved_env))
         self.stop()
         wanted = [processes.get(role).up for role in ("worker", "bridge", "ingest") if self._was_running[role]]
         _together(wanted)
 
     @staticmethod
-    def _set_env(values: dict[str, str] | dict[str, str | None]) -> None:
-        for key in _TRACING_KEYS:
+    def _set_env(values: dict[str, str] | dict[str, str | None], keys: tuple[str, ...] = _TRACING_KEYS) -> None:
+        for key in keys:
             value = values.get(key)
             if value is None:
                 os.environ.pop(key, None)

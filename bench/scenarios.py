@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench import tables
 from bench.cpu import CpuMeter
 from bench.load import LoadSpec, probe_queue, run_load
 from bench.observe import (
@@ -23,6 +24,7 @@ from bench.observe import (
 )
 from bench.report import latency_summary
 from workers.clickhouse.client import new_client
+from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
 BATCH = 100  # events per POST in batched mode and in the latency scenarios
 # Probes are polled by primary key; each pending id costs ClickHouse a lookup in every part, so
@@ -46,6 +48,7 @@ class Sizes:
     single_max_events: int
     latency_s: float  # load time per offered rate
     celery_hop_events: int
+    celery_hop_rounds: int  # each side runs this many times, alternating; the medians count
     warmup_s: float
     load_procs: int
     conns_per_proc: int  # keep-alive connections (threads) per load process
@@ -59,6 +62,7 @@ QUICK = Sizes(
     single_max_events=20_000,
     latency_s=2.5,
     celery_hop_events=20_000,
+    celery_hop_rounds=1,
     warmup_s=1.0,
     load_procs=4,
     conns_per_proc=8,
@@ -71,6 +75,7 @@ FULL = Sizes(
     single_max_events=200_000,
     latency_s=20.0,
     celery_hop_events=200_000,
+    celery_hop_rounds=3,
     warmup_s=3.0,
     load_procs=4,
     conns_per_proc=8,
@@ -99,6 +104,12 @@ class Scenarios:
     def drain(self) -> float:
         return self.offsets.wait_drained(self.sizes.drain_timeout_s)
 
+    def clean_slate(self) -> float:
+        """Drain, then empty the events table: the run pays for no earlier run's merges (bench/tables.py)."""
+        drained_in = self.clean_slate()
+        tables.empty(self.client, QUALIFIED_EVENTS_TABLE)
+        return drained_in
+
     def warmup(self, tracing: str) -> dict[str, Any]:
         """A short batched load so lazily created clients (each ingest worker's Kafka producer,
         each Celery child's ClickHouse connection) exist before anything is measured."""
@@ -119,7 +130,7 @@ class Scenarios:
         """Post as fast as the `load_procs x conns_per_proc` connections allow for `throughput_s`, then
         time until every accepted event is a visible row: eps = accepted / (all visible - first POST)."""
         batch = BATCH if mode == "batched_100" else 1
-        drained_in = self.drain()
+        drained_in = self.clean_slate()
         spec = LoadSpec(
             self.url,
             self.event_type(f"{mode}-{tracing}"),
@@ -190,7 +201,7 @@ class Scenarios:
     def latency(self, rate: int) -> dict[str, Any]:
         """Offer `rate` events/s (batches of 100, open loop) for `latency_s`; about 50 events a
         second (1 in 10 at 500/s, 1 in 100 at 5,000/s) are probes whose POST-to-row time is measured."""
-        drained_in = self.drain()
+        drained_in = self.clean_slate()
         spec = LoadSpec(
             self.url,
             self.event_type(f"latency-{rate}"),
