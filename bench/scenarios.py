@@ -106,7 +106,7 @@ class Scenarios:
 
     def clean_slate(self) -> float:
         """Drain, then empty the events table: the run pays for no earlier run's merges (bench/tables.py)."""
-        drained_in = self.clean_slate()
+        drained_in = self.drain()
         tables.empty(self.client, QUALIFIED_EVENTS_TABLE)
         return drained_in
 
