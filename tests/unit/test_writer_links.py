@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 from clickhouse_driver import errors as ch_errors
+from opentelemetry import context, trace
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from sentinel import semconv
 from workers.chunk import Chunk, ChunkEvent
+from workers.clickhouse import writer
 from workers.clickhouse.writer import PermanentInsertError, TransientInsertError, classify, event_links
 
 TRACE_A = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -117,3 +122,54 @@ def test_events_sharing_a_consume_span_share_one_link_with_their_range() -> None
         semconv.KAFKA_LAST_OFFSET: 10,
     }
     assert single.attributes[semconv.MESSAGING_MESSAGE_ID] == "00000000-0000-4000-8000-000000000009"
+
+
+class _RecordingClient:
+    """Stands in for clickhouse-driver's Client: answers `SELECT version()`, records the rest."""
+
+    def __init__(self) -> None:
+        self.inserts: list[tuple[str, list]] = []
+
+    def execute(self, query: str, params: object = None, **_kwargs: object) -> list:
+        if query == "SELECT version()":
+            return [("18.16.1",)]
+        if query.startswith("INSERT"):
+            self.inserts.append((query, params))  # type: ignore[arg-type]
+        return []
+
+
+def _distinct_events(count: int) -> Chunk:
+    return _chunk(*(_event(i, f"00-{TRACE_A[:-4]}{i:04x}-00f067aa0ba902b7-01") for i in range(1, count + 1)))
+
+
+def test_a_recorded_insert_span_links_every_event_and_overflow_goes_to_child_spans(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "span_limits", lambda: SpanLimits(max_links=2))
+    client = _RecordingClient()
+    assert writer.insert_chunk(client, _distinct_events(5)) == 5  # type: ignore[arg-type]
+    finished = {span.name: span for span in spans.get_finished_spans() if span.name == semconv.SPAN_INSERT}
+    overflow = [span for span in spans.get_finished_spans() if span.name == f"{semconv.SPAN_INSERT}.links"]
+    insert = finished[semconv.SPAN_INSERT]
+    assert len(insert.links) == 2
+    assert [len(span.links) for span in overflow] == [2, 1]
+    assert all(span.parent.span_id == insert.context.span_id for span in overflow)
+    linked = [link.attributes[semconv.MESSAGING_KAFKA_OFFSET] for span in (insert, *overflow) for link in span.links]
+    assert sorted(linked) == [1, 2, 3, 4, 5]
+    assert len(client.inserts) == 1
+
+
+def test_an_unsampled_insert_span_builds_no_links(spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_chunk: Chunk) -> list:
+        raise AssertionError("links were built for a span that is not recorded")
+
+    monkeypatch.setattr(writer, "event_links", refuse)
+    unsampled = SpanContext(int(TRACE_B, 16), 0x00F067AA0BA902B7, is_remote=True, trace_flags=TraceFlags(0))
+    client = _RecordingClient()
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(unsampled)))
+    try:
+        assert writer.insert_chunk(client, _distinct_events(3)) == 3  # type: ignore[arg-type]
+    finally:
+        context.detach(token)
+    assert [span.name for span in spans.get_finished_spans()] == []
+    assert len(client.inserts) == 1

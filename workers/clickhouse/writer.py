@@ -12,11 +12,11 @@ import uuid
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from sentinel import metrics, semconv
 from sentinel.propagation import span_context_from_traceparent
-from sentinel.telemetry import span_limits, tracer, tracing_enabled
+from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import server_version, supports_dedup_token
 from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, ensure_schema
@@ -93,17 +93,28 @@ def event_links(chunk: Chunk) -> list[Link]:
     return links
 
 
+def _link_events(span: Span, chunk: Chunk) -> None:
+    """Link the recording insert span to every event's consume span.
+
+    Added once the span exists, and only when it records: at 10% sampling nine chunks in ten have
+    an insert span that is not recorded, and links built for it were pure cost (the configured
+    samplers are parent-based and never read links). The SDK keeps at most max_links per span and
+    drops the rest silently; any overflow goes on child spans so that every event stays linked.
+    """
+    links = event_links(chunk)
+    limit = span_limits().max_links or len(links) or 1
+    for link in links[:limit]:
+        span.add_link(link.context, link.attributes)
+    for start in range(limit, len(links), limit):
+        tracer().start_span(f"{semconv.SPAN_INSERT}.links", links=links[start : start + limit]).end()
+
+
 def insert_chunk(client: Client, chunk: Chunk) -> int:
     """Insert the chunk's rows; returns how many. Raises TransientInsertError or PermanentInsertError.
 
     Safe to call again for the same chunk: rows are keyed by event_id, and on servers that support
     it the chunk's token makes a repeated insert a no-op.
     """
-    # Links only describe a recorded span; with tracing off, building them is pure cost.
-    links = event_links(chunk) if tracing_enabled() else []
-    # The SDK keeps at most max_links per span and drops the rest silently; carry any overflow
-    # on child spans so that every event stays linked.
-    limit = span_limits().max_links or len(links) or 1
     attributes = {
         semconv.DB_SYSTEM_NAME: semconv.DB_SYSTEM_CLICKHOUSE,
         semconv.DB_NAMESPACE: QUALIFIED_EVENTS_TABLE.split(".")[0],
@@ -123,13 +134,12 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
     with tracer().start_as_current_span(
         semconv.SPAN_INSERT,
         kind=SpanKind.CLIENT,
-        links=links[:limit],
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        for start in range(limit, len(links), limit):
-            tracer().start_span(f"{semconv.SPAN_INSERT}.links", links=links[start : start + limit]).end()
+        if span.is_recording():
+            _link_events(span, chunk)
         context = span.get_span_context()
         insert_trace = f"{context.trace_id:032x}" if context.is_valid else _ZERO_TRACE
         insert_span = f"{context.span_id:016x}" if context.is_valid else _ZERO_SPAN
