@@ -221,8 +221,9 @@ def _assigned_at(log_path: Any) -> float | None:
 
 def _run_direct(start: dict[int, int], end: dict[int, int], event_type: str, timeout_s: float) -> dict[str, Any]:
     client = new_client()
-    client.execute(f"DROP TABLE IF EXISTS {DIRECT_TABLE}")
-    client.execute(direct_table_ddl(dedup_window=supports_dedup_token(server_version(client))))
+    ddl = direct_table_ddl(dedup_window=supports_dedup_token(server_version(client)))
+    tables.ensure_like(client, DIRECT_TABLE, QUALIFIED_EVENTS_TABLE, ddl)
+    tables.empty(client, DIRECT_TABLE)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     proc = ctx.Process(

@@ -7,6 +7,14 @@ baseline took 1.2-3.8 CPU-s of ClickHouse for the same 200,000 rows, depending o
 So every measured run starts on empty tables, with no merge left from an earlier one, and pays
 only for its own. Emptying tables is safe only in a database nothing else uses: the harness points
 ingest, bridge and worker at `sentinel_bench` for the run and puts them back afterwards.
+
+Tables are emptied, never dropped and re-created between runs. A ClickHouse part is a directory
+of files, and each insert writes one; in a table created moments before, ext4 placed those files in
+a block group full of inodes that the previous table's parts had just freed, and its allocator
+skipped them one by one (`find_inode_bit`, `recently_deleted` in a perf profile of ClickHouse).
+Inserting the same 200,000 rows cost ClickHouse 3.3 s of system CPU in a re-created table and 0.4 s
+in an emptied one: the direct baseline, whose table was re-created every run, was slowed by up to
+that much, and by more the more files earlier runs had deleted.
 """
 
 from __future__ import annotations
@@ -57,3 +65,19 @@ def merge_counters(client: Client) -> dict[str, int]:
 def counters_since(client: Client, before: dict[str, int]) -> dict[str, int]:
     after = merge_counters(client)
     return {name: after[name] - before.get(name, 0) for name in after}
+
+
+def ensure_like(client: Client, table: str, like: str, ddl: str) -> None:
+    """Create `table` with `ddl` unless it exists with the same columns as `like`; a table left by
+    an older schema is dropped first. Kept otherwise: see the module's note on re-created tables."""
+    if _columns(client, table) != _columns(client, like) or not _columns(client, table):
+        client.execute(f"DROP TABLE IF EXISTS {table}")
+        client.execute(ddl)
+
+
+def _columns(client: Client, table: str) -> list[tuple[str, str]]:
+    database, _, name = table.partition(".")
+    return client.execute(
+        "SELECT name, type FROM system.columns WHERE database = %(db)s AND table = %(name)s ORDER BY name",
+        {"db": database, "name": name},
+    )
