@@ -81,6 +81,9 @@ def _setup_process_telemetry() -> None:
 def _on_worker_process_init(**_: Any) -> None:
     # Prefork children: the SDK's exporter thread must start after the fork, here, not at import.
     _setup_process_telemetry()
+    from sentinel.gc_tuning import tune_gc
+
+    tune_gc()
 
 
 @worker_process_shutdown.connect

@@ -13,6 +13,7 @@ from types import FrameType
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
 from sentinel import semconv, settings
+from sentinel.gc_tuning import tune_gc
 from sentinel.logs import setup_logging
 from sentinel.metrics import serve
 from sentinel.telemetry import setup_tracing
@@ -62,6 +63,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    tune_gc()
     bridge.run()
     return 0
 
