@@ -26,8 +26,16 @@ def retry_delay(retries: int) -> float:
     return float(min(30, 2**retries))
 
 
+# ignore_result: the bridge learns of a chunk through its ack (workers/acks.py), never through the
+# result backend; a stored result cost the worker a Redis write per chunk, and the bridge a result
+# subscription per chunk sent. Flower still shows each outcome, from the task-succeeded event.
 @app.task(
-    bind=True, name=INSERT_TASK, acks_late=True, reject_on_worker_lost=True, max_retries=settings.INSERT_MAX_RETRIES
+    bind=True,
+    name=INSERT_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=settings.INSERT_MAX_RETRIES,
+    ignore_result=True,
 )
 def insert_chunk_task(self: Task, wire: dict[str, Any]) -> dict[str, Any]:
     """Insert one chunk, then tell the owning bridge. Retries transient failures with backoff;

@@ -163,14 +163,18 @@ class Bridge:
                     continue
                 current.add(offset, event.event_id)
                 _, timestamp_ms = message.timestamp()
-                chunk_event = ChunkEvent(
-                    offset,
-                    event.event_id,
-                    current.traceparent,
-                    current.tracestate,
-                    event.event_type,
-                    timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
-                    event.payload,
+                # Built in C: the NamedTuple's own constructor is a Python call, once per message.
+                chunk_event = tuple.__new__(
+                    ChunkEvent,
+                    (
+                        offset,
+                        event.event_id,
+                        current.traceparent,
+                        current.tracestate,
+                        event.event_type,
+                        timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+                        event.payload,
+                    ),
                 )
                 if not self.chunker.is_open(partition):
                     self.watermarks[partition].open(offset)
