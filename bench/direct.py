@@ -10,7 +10,7 @@ N messages (the offsets recorded before and after producing) are consumed twice:
     events DDL under another name). No Celery, no tracing, one process, timed inside that process
     from just after `assign` to the end of the last INSERT.
 (b) pipeline: the bridge is started again and resumes at its committed offsets, the same start
-    offsets. Timed from the bridge's "assigned partitions" log line (its own timestamp) to the
+    offsets. Timed from the bridge's first "assigned partitions" log line (its own timestamp) to the
     first count that finds all N rows in `sentinel_bench.mcp_events`.
 
 Both sides run `rounds` times, alternating (a), (b), (a), (b), ... on new events each round, and each
@@ -204,12 +204,15 @@ def _round(
 
 
 def _assigned_at(log_path: Any) -> float | None:
-    """Wall time of the bridge's last 'assigned partitions' line (its JSON log carries `ts`)."""
+    """Wall time of the bridge's first 'assigned partitions' line in its log (fresh each start; the
+    JSON lines carry `ts`): the first moment any of its consumers could read. With several
+    consumers a later line follows a rebalance, and timing from it would leave out what was read
+    before."""
     try:
         lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
         return None
-    for line in reversed(lines):
+    for line in lines:
         if "assigned partitions" in line:
             try:
                 stamp = json.loads(line)["ts"]

@@ -197,6 +197,10 @@ http {{
 class Bridge(AppProcess):
     name = "bridge"
 
+    def env(self) -> dict[str, str]:
+        # Several consumers (settings.BRIDGE_CONSUMERS) write metrics there; the parent merges them.
+        return process_env(PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"))
+
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "workers.bridge"]
 

@@ -95,6 +95,12 @@ INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
 INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
 
+# Bridge consumers per `python -m workers.bridge`: processes in one consumer group, each owning some
+# of the topic's partitions. The bridge's loop is one Python thread; with one consumer it was the
+# head of the line on this 2-core machine (84% of a core while workers and ClickHouse idled). In
+# k8s each pod runs one and replicas scale it (k8s/base/bridge.yaml).
+BRIDGE_CONSUMERS = _int("SENTINEL_BRIDGE_CONSUMERS", 2)
+
 # Bridge chunking and backpressure.
 CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 2000)
 CHUNK_MAX_WAIT_S = _float("SENTINEL_CHUNK_MAX_WAIT_S", 0.2)

@@ -1,7 +1,8 @@
 """`python -m workers.bridge`: run the Kafka -> Celery bridge until SIGTERM or SIGINT.
 
-Logging and tracing first, then the migration, then the loop; a signal asks the loop to stop, and
-the bridge settles in-flight chunks and commits before it exits.
+SENTINEL_BRIDGE_CONSUMERS consumers (workers/bridge/supervisor.py), or with one, in this process.
+Each consumer sets up logging and tracing, then loops; a signal asks the loop to stop, and the
+consumer settles in-flight chunks and commits before it exits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from workers.acks import AckChannel, new_ack_key
 from workers.bridge.chunker import Chunker
 from workers.bridge.consumer import Bridge, BridgeConfig
 from workers.bridge.dispatcher import Dispatcher
+from workers.bridge.supervisor import CONSUMER_FLAG, die_with_parent, supervise
 from workers.chunk import Chunk
 from workers.deadletter import DeadLetterProducer
 
@@ -51,11 +53,22 @@ def build_bridge(config: BridgeConfig | None = None) -> Bridge:
     return Bridge(config, chunker, dispatcher, DeadLetterProducer())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     setup_logging(semconv.SERVICE_BRIDGE)
+    if args[:1] == [CONSUMER_FLAG]:
+        die_with_parent(int(args[1]))
+        return run_consumer()
+    if settings.BRIDGE_CONSUMERS > 1:
+        return supervise(settings.BRIDGE_CONSUMERS)
+    serve(settings.BRIDGE_METRICS_PORT)
+    return run_consumer()
+
+
+def run_consumer() -> int:
+    """One consumer in this process, until SIGTERM or SIGINT."""
     setup_tracing(semconv.SERVICE_BRIDGE)
     CeleryInstrumentor().instrument()  # publish spans and context in the task headers
-    serve(settings.BRIDGE_METRICS_PORT)
     bridge = build_bridge()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

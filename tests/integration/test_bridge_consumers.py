@@ -1,0 +1,123 @@
+"""Several bridge consumers under one `python -m workers.bridge` (workers/bridge/supervisor.py),
+on real Kafka, RabbitMQ and Redis: they share the partitions, serve one /metrics, and stop together."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from sentinel import processes, settings
+
+PARTITIONS = 4
+
+
+class ConsumersBridge(processes.Bridge):
+    """A two-consumer bridge on a topic and group of its own, with its own folder and metrics port."""
+
+    name = "bridge-consumers-test"
+
+    def __init__(self, topic: str, group: str) -> None:
+        super().__init__()
+        self.topic, self.group = topic, group
+        with socket.socket() as probe:
+            probe.bind((settings.HOST, 0))
+            self.metrics_port = probe.getsockname()[1]
+
+    def env(self) -> dict[str, str]:
+        return processes.process_env(
+            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"),
+            SENTINEL_BRIDGE_CONSUMERS="2",
+            SENTINEL_EVENTS_TOPIC=self.topic,
+            SENTINEL_BRIDGE_GROUP=self.group,
+            SENTINEL_BRIDGE_METRICS_PORT=str(self.metrics_port),
+        )
+
+
+@pytest.fixture
+def bridge() -> Iterator[ConsumersBridge]:
+    topic = f"sentinel.test.{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
+    process = ConsumersBridge(topic, f"sentinel-test-{uuid.uuid4().hex[:8]}")
+    try:
+        yield process
+    finally:
+        process.down()
+        admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _assigned(log: Path) -> set[int]:
+    """Partitions held after the last assignment of each consumer (pids in no log line: by order)."""
+    lines = re.findall(r"assigned partitions \[([\d, ]*)\]", log.read_text())
+    return {int(p) for line in lines[-2:] for p in line.split(",") if p.strip()}
+
+
+def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: ConsumersBridge) -> None:
+    bridge.up()
+    parent = bridge.pid()
+    assert parent is not None
+    consumers = _children(parent)
+    assert len(consumers) == 2, f"expected 2 consumer processes under {parent}, found {consumers}"
+    _wait(lambda: len(re.findall("assigned partitions", bridge.log_path.read_text())) >= 2, "both assignments")
+    _wait(lambda: _assigned(bridge.log_path) == set(range(PARTITIONS)), "every partition to be assigned")
+    scrape = requests.get(f"http://{settings.HOST}:{bridge.metrics_port}/metrics", timeout=5)
+    assert scrape.ok and "sentinel_bridge_inflight_chunks" in scrape.text
+
+
+def test_a_consumer_that_dies_stops_the_bridge(bridge: ConsumersBridge) -> None:
+    bridge.up()
+    parent = bridge.pid()
+    assert parent is not None
+    first, second = _children(parent)
+    os.kill(first, signal.SIGKILL)
+    _wait(lambda: not _alive(parent) and not _alive(second), "the parent and the other consumer to exit", 30)
+    assert f"bridge consumer {first} exited with -9; stopping the others" in bridge.log_path.read_text()
+
+
+def test_consumers_stop_when_the_parent_is_killed(bridge: ConsumersBridge) -> None:
+    bridge.up()
+    parent = bridge.pid()
+    assert parent is not None
+    consumers = _children(parent)
+    os.kill(parent, signal.SIGKILL)  # the parent alone: the kernel tells each consumer (PR_SET_PDEATHSIG)
+    _wait(lambda: not any(_alive(pid) for pid in consumers), "the orphaned consumers to exit", 30)
+    assert bridge.log_path.read_text().count("bridge stopped;") == 2
+
+
+def test_sigterm_stops_every_consumer_cleanly(bridge: ConsumersBridge) -> None:
+    bridge.up()
+    parent = bridge.pid()
+    assert parent is not None
+    consumers = _children(parent)
+    assert bridge.down()
+    assert not any(_alive(pid) for pid in [parent, *consumers])
+    assert bridge.log_path.read_text().count("bridge stopped;") == 2
