@@ -95,10 +95,13 @@ logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 """)
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             run_checked(
                 self._java(
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.home / "server.properties")
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={new_cluster_id()}",
+                    "-c",
+                    str(self.home / "server.properties"),
                 ),
                 "kafka: formatting KRaft storage",
                 log=self.log_path,
@@ -144,3 +147,15 @@ def ensure_topics() -> None:
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"kafka: creating topic {topic} failed: {exc}") from exc
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id as Kafka makes them (`kafka-storage random-uuid`): 16 random bytes,
+    base64url without padding, never starting with '-'. One in 64 did, and the storage tool's
+    argument parser took `-t -A2Dy...` for an option and refused to format (seen in CI); Kafka's own
+    Uuid.randomUuid() draws again in that case, and so does this. The `--cluster-id=` form keeps
+    any id a value."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
