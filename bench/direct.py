@@ -143,8 +143,9 @@ def _round(
     offsets: Offsets, cpu: CpuMeter, n: int, event_type: str, *, drain_timeout_s: float, timeout_s: float
 ) -> dict[str, Any]:
     offsets.wait_drained(drain_timeout_s)
+    client = new_client()
     # Each side starts on an idle ClickHouse: no earlier run's merges (bench/tables.py).
-    tables.empty(new_client(), QUALIFIED_EVENTS_TABLE)
+    tables.empty(client, QUALIFIED_EVENTS_TABLE)
     bridge = processes.get("bridge")
     bridge.down()
     start = offsets.log_end()
@@ -157,7 +158,6 @@ def _round(
     if sum(end[p] - start[p] for p in end) != n:
         raise RuntimeError(f"expected {n} new messages, log end moved {start} -> {end}: another producer?")
 
-    client = new_client()
     counters = tables.merge_counters(client)
     cpu.start()
     direct = _run_direct(start, end, event_type, timeout_s)

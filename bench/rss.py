@@ -1,7 +1,7 @@
 """Peak resident memory of each pipeline role, from `VmHWM` in /proc/<pid>/status.
 
 A role is a process tree: ingest is nginx and the granian server with its workers, the worker is the Celery
-main process and its prefork children, the bridge is one process. VmHWM is the kernel's high-water
+main process and its prefork children, the bridge is its supervisor and consumers. VmHWM is the kernel's high-water
 mark of a process's RSS over its whole life, so sampling it now and then (after every scenario)
 misses nothing of a process that is still alive when sampled. The harness restarts the roles for
 each tracing configuration; `PeakRss` keeps, per role, the largest single process seen and the

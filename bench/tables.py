@@ -70,7 +70,8 @@ def counters_since(client: Client, before: dict[str, int]) -> dict[str, int]:
 def ensure_like(client: Client, table: str, like: str, ddl: str) -> None:
     """Create `table` with `ddl` unless it exists with the same columns as `like`; a table left by
     an older schema is dropped first. Kept otherwise: see the module's note on re-created tables."""
-    if _columns(client, table) != _columns(client, like) or not _columns(client, table):
+    columns = _columns(client, table)
+    if not columns or columns != _columns(client, like):
         client.execute(f"DROP TABLE IF EXISTS {table}")
         client.execute(ddl)
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from types import FrameType
 
 from ingest_app import server
+from sentinel.process_group import run_together
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,28 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.Popen(server.argv()),
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),
     ]
-    stopping = False
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.2)
-    died_on_its_own = not stopping
-    stop(signal.SIGTERM, None)
-    deadline = time.monotonic() + 30
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    return 1 if died_on_its_own else 0
+    # A stalled server gets 30 s to finish its requests, then it is killed.
+    return 1 if run_together(children, what="ingest process", stop_timeout_s=30) else 0
 
 
 if __name__ == "__main__":

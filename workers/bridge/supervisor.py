@@ -18,10 +18,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from types import FrameType
 
 from sentinel import metrics, settings
+from sentinel.process_group import run_together
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +37,10 @@ def supervise(count: int) -> int:
     parent = str(os.getpid())
     children = [subprocess.Popen([sys.executable, "-m", "workers.bridge", CONSUMER_FLAG, parent]) for _ in range(count)]
     log.info("bridge running %d consumers: pids %s", count, [c.pid for c in children])
-    stopping = False
-
-    def _stop_all(signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, _stop_all)
-    signal.signal(signal.SIGINT, _stop_all)
-    failed = False
-    while any(child.poll() is None for child in children):
-        if not stopping:
-            gone = [child for child in children if child.returncode is not None]
-            if gone:
-                log.error("bridge consumer %d exited with %s; stopping the others", gone[0].pid, gone[0].returncode)
-                failed = True
-                _stop_all()
-        time.sleep(0.2)
+    failed = run_together(children, what="bridge consumer")
     for child in children:
         metrics.mark_process_dead(child.pid)
-    failed = failed or any(child.returncode != 0 for child in children)
-    return 1 if failed else 0
+    return 1 if failed or any(child.returncode != 0 for child in children) else 0
 
 
 def die_with_parent(parent_pid: int) -> None:
