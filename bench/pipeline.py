@@ -2,8 +2,10 @@
 
 A tracing configuration is nothing but the OTel SDK's own environment variables: `processes.up()`
 builds each process's environment from `os.environ` at start, so the harness sets the variables,
-restarts the three processes, and they come up configured. Beat and Flower are left alone (they are
-not on the path of an event).
+restarts the three processes, and they come up configured. Beat is stopped for the whole run and
+put back after: its canary posts an event through ingest every few seconds, and one extra message
+in `mcp.events` fails the Celery hop's count ("another producer?") and adds rows to every other
+figure. Flower is left alone (it is not on the path of an event).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sentinel import processes
 from sentinel.stack import ServiceError
 
 ROLES = ("ingest", "bridge", "worker")
+# Not on the path of an event, but a producer into it: stopped while the harness measures.
+QUIET_ROLES = ("beat",)
 
 # Names used as JSON keys in the report.
 TRACING_OFF = "tracing_off"
@@ -38,7 +42,7 @@ class Pipeline:
     def __init__(self, found_env: dict[str, str | None] | None = None) -> None:
         """`found_env`: variables the harness changed before this was built, to put back too."""
         self._saved_env = {key: os.environ.get(key) for key in _TRACING_KEYS} | (found_env or {})
-        self._was_running = {role: processes.get(role).pid() is not None for role in ROLES}
+        self._was_running = {role: processes.get(role).pid() is not None for role in ROLES + QUIET_ROLES}
         self.tracing: str | None = None
 
     def pid(self, role: str) -> int | None:
@@ -52,6 +56,8 @@ class Pipeline:
         metrics port. Raises ServiceError when the last attempt fails.
         """
         started = time.monotonic()
+        for role in QUIET_ROLES:
+            processes.get(role).down()
         self._set_env(TRACING_CONFIGS[tracing])
         for attempt in range(1, attempts + 1):
             self.stop()
@@ -78,6 +84,9 @@ class Pipeline:
         self.stop()
         wanted = [processes.get(role).up for role in ("worker", "bridge", "ingest") if self._was_running[role]]
         _together(wanted)
+        for role in QUIET_ROLES:
+            if self._was_running[role]:
+                processes.get(role).up()
 
     @staticmethod
     def _set_env(values: dict[str, str] | dict[str, str | None], keys: tuple[str, ...] = _TRACING_KEYS) -> None:
