@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ingest_app.auth import parse_tokens
 from ingest_app.publisher import KafkaPublisher
+from ingest_app.request_uri import with_request_uri
 from sentinel import metrics, settings
 
 
@@ -48,3 +49,5 @@ def init_app(app: Flask) -> None:
         return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
     FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # Outermost, so the instrumentation finds the request target already there.
+    app.wsgi_app = with_request_uri(app.wsgi_app)  # type: ignore[method-assign]
