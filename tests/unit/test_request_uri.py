@@ -59,9 +59,7 @@ def test_a_target_set_by_the_server_is_kept() -> None:
     assert seen[1]["REQUEST_URI"] == "/events"
 
 
-def test_the_server_span_records_the_target_when_the_server_gave_none(
-    app: Flask, spans: InMemorySpanExporter
-) -> None:
+def test_the_server_span_records_the_target_when_the_server_gave_none(app: Flask, spans: InMemorySpanExporter) -> None:
     statuses: list[str] = []
     body = b"".join(app(_environ("/events", "src=proxy"), lambda status, headers, *a: statuses.append(status)))
     assert statuses == ["202 ACCEPTED"], body
