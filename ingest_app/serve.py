@@ -11,9 +11,13 @@ and this exits non-zero, so the stack's supervisor sees ingest as down.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ingest_app import server
@@ -25,12 +29,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx-conf", required=True, type=Path)
     args = parser.parse_args(argv)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    app_server = subprocess.Popen(server.argv(), start_new_session=True)
     children = [
-        subprocess.Popen(server.argv()),
+        app_server,
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),
     ]
-    # A stalled server gets 30 s to finish its requests, then it is killed.
-    return 1 if run_together(children, what="ingest process", stop_timeout_s=30) else 0
+    try:
+        # A stalled server gets 30 s to finish its requests, then it is killed.
+        return 1 if run_together(children, what="ingest process", stop_timeout_s=30) else 0
+    finally:
+        stop_group(app_server.pid)
+
+
+def stop_group(pgid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM every live process left in group `pgid`, then SIGKILL any still there after `grace_s`."""
+    if not group_members(pgid):
+        return  # the usual case: the master stopped its workers before it exited
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of the running (not zombie) processes in group `pgid`, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 if __name__ == "__main__":
