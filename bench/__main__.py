@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     found_env = tables.use_bench_database()
     args = build_parser().parse_args(argv)
     # Imported here: the stack and the pipeline read settings from the environment at import.
-    from bench import direct, report
+    from bench import direct, report, speed
     from bench.cpu import CpuMeter
     from bench.observe import Offsets
     from bench.pipeline import ROLES, Pipeline
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate(client)
     machine = machine_info()
     machine["clickhouse_version"] = ".".join(map(str, server_version(client)))
+    machine["speed_probe_ms_at_start"] = speed.probe_ms()
     offsets = Offsets()
     pipeline = Pipeline(found_env)
     peaks = PeakRss()
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "restarts_s": {},
         "warmup": {},
         "span_drop_warnings": {},
+        # bench/speed.py: CPU ms of a fixed loop just before each scenario; higher is a slower host.
+        "speed_probe_ms": {},
     }
     errors: list[str] = []
 
@@ -187,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             details["restarts_s"][tracing] = round(restart_s, 2)
             details["warmup"][tracing] = attempt(f"warmup/{tracing}", lambda t=tracing: scenarios.warmup(t))
             for scenario in todo:
+                probe = speed.probe_ms()
+                details["speed_probe_ms"][f"{scenario}/{tracing}"] = probe
+                log(f"speed probe before {scenario}/{tracing}: {probe} ms (a fixed loop's CPU time)")
                 if scenario in ("batched", "single"):
                     mode = "batched_100" if scenario == "batched" else "single_event"
                     result = attempt(f"{mode}/{tracing}", lambda m=mode, t=tracing: scenarios.throughput(m, t))
@@ -230,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             errors.append(f"restore: {exc}")
 
     machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["speed_probe_ms_at_end"] = speed.probe_ms()
     config = {
         "run_id": run_id,
         "mode": "quick" if args.quick else "full",
