@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 import traceback
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--load-procs", type=int, default=None, help="load generator processes (default 4)")
     parser.add_argument("--conns", type=int, default=None, help="connections per load process (default 8)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating rounds of the throughput scenarios (default 2, quick 1)"
+    )
     return parser
 
 
@@ -58,12 +62,15 @@ def _names(allowed: tuple[str, ...]) -> Any:
     return parse
 
 
-def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...], rounds: int = 1) -> list[tuple[str, list[str]]]:
     """(tracing config, scenarios run under it), in run order.
 
-    Throughput runs under every chosen config; the Celery hop under tracing off (the baseline has no
-    tracing either) and latency under 100% sampling (the production setting), each falling back to
-    the first chosen config. Tracing off first and 100% last: each needs one restart.
+    Throughput runs under every chosen config, `rounds` times, the configs alternating (off, 10%,
+    100%, off, ...): the host's speed drifts within minutes, and alternation spreads the drift over
+    every config instead of one. The Celery hop runs once, in the first round, under tracing off (the
+    baseline has no tracing either; it alternates its own rounds), and latency once, in the last
+    round, under 100% sampling (the production setting), each falling back to the first chosen
+    config. Tracing off first and 100% last: each needs one restart per round.
     """
     from bench.pipeline import SAMPLED_10, SAMPLED_100, TRACING_OFF
 
@@ -71,15 +78,29 @@ def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...]) -> list[tuple[str
     hop_under = TRACING_OFF if TRACING_OFF in order else order[0]
     latency_under = SAMPLED_100 if SAMPLED_100 in order else order[0]
     steps = []
-    for config in order:
-        todo = [s for s in ("batched", "single") if s in scenarios]
-        if "celery_hop" in scenarios and config == hop_under:
-            todo.append("celery_hop")
-        if "latency" in scenarios and config == latency_under:
-            todo.append("latency")
-        if todo:
-            steps.append((config, todo))
+    for round_no in range(1, rounds + 1):
+        for config in order:
+            todo = [s for s in ("batched", "single") if s in scenarios]
+            if "celery_hop" in scenarios and config == hop_under and round_no == 1:
+                todo.append("celery_hop")
+            if "latency" in scenarios and config == latency_under and round_no == rounds:
+                todo.append("latency")
+            if todo:
+                steps.append((config, todo))
     return steps
+
+
+def median_result(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One throughput scenario over its rounds: the median events/s and CPU per role, every round kept."""
+    cpu_roles = {role for result in results for role in result.get("cpu_ms_per_1k_events", {})}
+    return {
+        "eps": round(statistics.median(r["eps"] for r in results), 1),
+        "cpu_ms_per_1k_events": {
+            role: round(statistics.median(r["cpu_ms_per_1k_events"].get(role, 0.0) for r in results), 1)
+            for role in sorted(cpu_roles)
+        },
+        "rounds": results,
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -124,15 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
     sizes = QUICK if args.quick else FULL
-    if args.load_procs or args.conns:
+    if args.load_procs or args.conns or args.rounds:
         sizes = type(sizes)(
             **{
                 **sizes_dict(sizes),
                 "load_procs": args.load_procs or sizes.load_procs,
                 "conns_per_proc": args.conns or sizes.conns_per_proc,
+                "throughput_rounds": args.rounds or sizes.throughput_rounds,
             }
         )
-    steps = plan(args.scenarios, args.tracing)
+    steps = plan(args.scenarios, args.tracing, sizes.throughput_rounds)
     log(f"run {run_id} ({'quick' if args.quick else 'full'}) on stack {settings.STACK_DIR}: {steps}")
 
     stack.up(echo=False)
@@ -181,23 +203,32 @@ def main(argv: list[str] | None = None) -> int:
         sample_rss()
         return result
 
+    rounds_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    seen: dict[str, int] = {}
     try:
         for tracing, todo in steps:
-            log(f"restarting ingest, bridge, worker with {tracing}")
-            restart_s = attempt(f"restart/{tracing}", lambda t=tracing: pipeline.start(t))
+            seen[tracing] = seen.get(tracing, 0) + 1
+            # With several rounds, per-round details are keyed "config#round".
+            key = tracing if sizes.throughput_rounds == 1 else f"{tracing}#{seen[tracing]}"
+            log(f"restarting ingest, bridge, worker with {tracing} (round {seen[tracing]})")
+            restart_s = attempt(f"restart/{key}", lambda t=tracing: pipeline.start(t))
             if restart_s is None:
                 continue  # the scenarios under this configuration stay null; the error says why
-            details["restarts_s"][tracing] = round(restart_s, 2)
-            details["warmup"][tracing] = attempt(f"warmup/{tracing}", lambda t=tracing: scenarios.warmup(t))
+            details["restarts_s"][key] = round(restart_s, 2)
+            details["warmup"][key] = attempt(f"warmup/{key}", lambda t=tracing: scenarios.warmup(t))
             for scenario in todo:
                 probe = speed.probe_ms()
-                details["speed_probe_ms"][f"{scenario}/{tracing}"] = probe
-                log(f"speed probe before {scenario}/{tracing}: {probe} ms (a fixed loop's CPU time)")
+                details["speed_probe_ms"][f"{scenario}/{key}"] = probe
+                log(f"speed probe before {scenario}/{key}: {probe} ms (a fixed loop's CPU time)")
                 if scenario in ("batched", "single"):
                     mode = "batched_100" if scenario == "batched" else "single_event"
-                    result = attempt(f"{mode}/{tracing}", lambda m=mode, t=tracing: scenarios.throughput(m, t))
-                    throughput.setdefault(mode, {})[tracing] = result["eps"] if result else None
-                    details["throughput"].setdefault(mode, {})[tracing] = result
+                    result = attempt(f"{mode}/{key}", lambda m=mode, t=tracing: scenarios.throughput(m, t))
+                    measured = rounds_of.setdefault((mode, tracing), [])
+                    if result:
+                        measured.append(result)
+                    summary = median_result(measured) if measured else None
+                    throughput.setdefault(mode, {})[tracing] = summary["eps"] if summary else None
+                    details["throughput"].setdefault(mode, {})[tracing] = summary
                 elif scenario == "latency":
                     for rate in (500, 2000, 5000):
                         result = attempt(f"latency/{rate}", lambda r=rate: scenarios.latency(r))
@@ -227,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"{celery_hop['pipeline_eps']:,.0f}/s (medians), ratio {celery_hop['ratio']} "
                             f"(rounds: {celery_hop['round_ratios']})"
                         )
-            details["span_drop_warnings"][tracing] = _span_drop_warnings()
+            details["span_drop_warnings"][key] = _span_drop_warnings()
     finally:
         log("restoring ingest, bridge, worker as found")
         try:

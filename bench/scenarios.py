@@ -43,7 +43,10 @@ LATENCY_POLL_S = 0.05  # see bench/observe.py for why not 20 ms
 class Sizes:
     """How long and how much; `--quick` and full mode differ only here."""
 
-    throughput_s: float  # load time per throughput scenario
+    throughput_s: float  # load time per throughput scenario, per round
+    # Rounds of the tracing configurations (off, 10%, 100%, off, ...): the median of each
+    # scenario's rounds counts, so a drift in the host's speed reaches every configuration.
+    throughput_rounds: int
     batched_max_events: int  # count bound per batched scenario (the time bound usually ends it first)
     single_max_events: int
     latency_s: float  # load time per offered rate
@@ -58,6 +61,7 @@ class Sizes:
 
 QUICK = Sizes(
     throughput_s=2.5,
+    throughput_rounds=1,
     batched_max_events=200_000,
     single_max_events=20_000,
     latency_s=2.5,
@@ -70,7 +74,8 @@ QUICK = Sizes(
     visible_timeout_s=60.0,
 )
 FULL = Sizes(
-    throughput_s=25.0,
+    throughput_s=15.0,
+    throughput_rounds=2,
     batched_max_events=2_000_000,
     single_max_events=200_000,
     latency_s=20.0,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import plan
+from bench.__main__ import median_result, plan
 from bench.report import build_document, evaluate_targets, latency_summary, percentile, write_chart
 
 TOP_LEVEL = {
@@ -113,6 +113,34 @@ def test_plan_runs_latency_at_full_sampling_and_the_hop_without_tracing() -> Non
         ("sampled_100", ["batched", "single", "latency"]),
     ]
     assert plan(("latency",), ("sampled_10",)) == [("sampled_10", ["latency"])]
+
+
+def test_rounds_alternate_the_configs_with_the_hop_first_and_latency_last() -> None:
+    steps = plan(("batched", "single", "latency", "celery_hop"), ("tracing_off", "sampled_100", "sampled_10"), 2)
+    assert steps == [
+        ("tracing_off", ["batched", "single", "celery_hop"]),
+        ("sampled_10", ["batched", "single"]),
+        ("sampled_100", ["batched", "single"]),
+        ("tracing_off", ["batched", "single"]),
+        ("sampled_10", ["batched", "single"]),
+        ("sampled_100", ["batched", "single", "latency"]),
+    ]
+    assert plan(("latency", "celery_hop"), ("tracing_off",), 3) == [
+        ("tracing_off", ["celery_hop"]),
+        ("tracing_off", ["latency"]),
+    ]
+
+
+def test_a_scenario_over_rounds_is_its_median_with_every_round_kept() -> None:
+    rounds = [
+        {"eps": 100.0, "cpu_ms_per_1k_events": {"ingest": 30.0, "bridge": 10.0}},
+        {"eps": 140.0, "cpu_ms_per_1k_events": {"ingest": 20.0}},
+        {"eps": 120.0, "cpu_ms_per_1k_events": {"ingest": 25.0, "bridge": 14.0}},
+    ]
+    summary = median_result(rounds)
+    assert summary["eps"] == 120.0
+    assert summary["cpu_ms_per_1k_events"] == {"bridge": 10.0, "ingest": 25.0}
+    assert summary["rounds"] == rounds
 
 
 def test_chart_is_written_as_png(tmp_path: Path) -> None:
