@@ -3,8 +3,9 @@
 The benchmark runs on a virtual machine whose host is shared: the same loop took 0.45 s of CPU and,
 a minute later on an idle guest, 0.77 s (no steal time reported). Every figure of a scenario moves
 with it, the load generator's CPU per request included, although its work never changes. So the
-harness probes before each scenario and records the figure next to it: two runs, or two
-scenarios of one run, compare only at similar probes.
+harness probes before each scenario and records the figure next to it. One thread at an idle
+moment: it flags a slow host, not every slowdown (contention between the pipeline's processes
+shows only under load), which is why the throughput scenarios also alternate their configurations.
 """
 
 from __future__ import annotations
