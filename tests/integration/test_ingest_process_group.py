@@ -9,8 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,23 +16,12 @@ import pytest
 from ingest_app.serve import group_members
 from sentinel import processes
 from sentinel.stack.runner import port_open
+from tests.e2e.helpers import wait_until
+from tests.faults.harness import child_pids
 
 # Ports of their own, away from the running stack's ingest.
 PORT = 18480
 UPSTREAM_PORT = 18481
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def _cmdline(pid: int) -> str:
@@ -75,12 +62,12 @@ def serve(tmp_path: Path) -> subprocess.Popen[bytes]:
 
 
 def test_killing_the_granian_master_leaves_no_worker_holding_the_port(serve: subprocess.Popen[bytes]) -> None:
-    _wait(lambda: port_open(UPSTREAM_PORT), "granian to listen", 60)
-    masters = [pid for pid in _children(serve.pid) if "-m granian" in _cmdline(pid)]
-    assert len(masters) == 1, [_cmdline(pid) for pid in _children(serve.pid)]
+    wait_until(lambda: port_open(UPSTREAM_PORT), timeout_s=60, what="granian to listen")
+    masters = [pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid)]
+    assert len(masters) == 1, [_cmdline(pid) for pid in child_pids(serve.pid)]
     master = masters[0]
-    _wait(lambda: len(_children(master)) >= 2, "granian's worker processes", 30)
-    workers = _children(master)
+    wait_until(lambda: len(child_pids(master)) >= 2, timeout_s=30, what="granian's worker processes")
+    workers = child_pids(master)
 
     os.kill(master, signal.SIGKILL)
 
@@ -93,8 +80,8 @@ def test_killing_the_granian_master_leaves_no_worker_holding_the_port(serve: sub
 
 
 def test_a_normal_stop_stops_the_whole_group(serve: subprocess.Popen[bytes]) -> None:
-    _wait(lambda: port_open(UPSTREAM_PORT), "granian to listen", 60)
-    master = next(pid for pid in _children(serve.pid) if "-m granian" in _cmdline(pid))
+    wait_until(lambda: port_open(UPSTREAM_PORT), timeout_s=60, what="granian to listen")
+    master = next(pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid))
     serve.terminate()
     assert serve.wait(40) == 0
     assert group_members(master) == []
