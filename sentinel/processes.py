@@ -152,8 +152,11 @@ http {{
     client_body_timeout 10s;
     send_timeout 30s;
     keepalive_timeout 30s;
-    # A little above ingest's own limit, so ingest answers the usual 413 with its JSON reason.
-    client_max_body_size {limit + 1024 * 1024};
+    # Exactly ingest's own limit, refused here with ingest's JSON reason. A little above it, nginx
+    # forwarded bodies the app refuses by their Content-Length without reading them; the app
+    # server then closed the connection while nginx was still writing the body, and the client
+    # got "503 ingest_unavailable" with a Retry-After for a request that can never succeed.
+    client_max_body_size {limit};
     client_body_buffer_size 1m;
     # Idle upstream connections close long before the app server would close them, so nginx never
     # sends a request on a connection the server is closing.
