@@ -8,6 +8,7 @@ newcomer runs is what is tested.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import time
@@ -68,14 +69,18 @@ class AppProcess(Service):
     def addresses(self) -> dict[str, str]:
         return {"log": str(self.log_path)}
 
-    def log_contains(self, text: str) -> bool:
-        """Whether this run's log (rotated at each start) says `text` near its beginning, where
-        readiness is announced; a busy process's tail has long moved past it."""
+    def log_head(self) -> str:
+        """The beginning of this run's log (rotated at each start), where readiness is announced;
+        a busy process's tail has long moved past it. Empty when there is no log yet."""
         try:
             with self.log_path.open("rb") as log:
-                return text.encode() in log.read(256 * 1024)
+                return log.read(256 * 1024).decode("utf-8", "replace")
         except OSError:
-            return False
+            return ""
+
+    def log_contains(self, text: str) -> bool:
+        """Whether this run's log says `text` near its beginning (`log_head`)."""
+        return text in self.log_head()
 
 
 class Ingest(AppProcess):
@@ -208,7 +213,16 @@ class Bridge(AppProcess):
         return [sys.executable, "-m", "workers.bridge"]
 
     def ready(self) -> bool:
-        return self.pid() is not None and self.log_contains("assigned partitions")
+        if self.pid() is None:
+            return False
+        head = self.log_head()
+        if "assigned partitions" not in head:
+            return False
+        # Several consumers (workers/bridge/supervisor.py): up once each runs its loop, and so
+        # stops cleanly on SIGTERM. The first assignment can come while another consumer is still
+        # importing, and a stop then killed that one before it could settle and log its stop.
+        supervising = re.search(r"bridge running (\d+) consumers", head)
+        return supervising is None or head.count("bridge consuming") >= int(supervising.group(1))
 
 
 class Worker(AppProcess):
