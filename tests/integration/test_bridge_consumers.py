@@ -7,9 +7,8 @@ import os
 import re
 import signal
 import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sentinel import processes, settings
+from tests.e2e.helpers import wait_until
+from tests.faults.harness import child_pids
 
 PARTITIONS = 4
 
@@ -56,23 +57,12 @@ def bridge() -> Iterator[ConsumersBridge]:
         admin.delete_topics([topic])[topic].result(timeout=30)
 
 
-def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
     return state != "Z"
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _assigned(log: Path) -> set[int]:
@@ -85,10 +75,18 @@ def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: Con
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
-    consumers = _children(parent)
+    consumers = child_pids(parent)
     assert len(consumers) == 2, f"expected 2 consumer processes under {parent}, found {consumers}"
-    _wait(lambda: len(re.findall("assigned partitions", bridge.log_path.read_text())) >= 2, "both assignments")
-    _wait(lambda: _assigned(bridge.log_path) == set(range(PARTITIONS)), "every partition to be assigned")
+    wait_until(
+        lambda: len(re.findall("assigned partitions", bridge.log_path.read_text())) >= 2,
+        what="both assignments",
+        timeout_s=60,
+    )
+    wait_until(
+        lambda: _assigned(bridge.log_path) == set(range(PARTITIONS)),
+        what="every partition to be assigned",
+        timeout_s=60,
+    )
     scrape = requests.get(f"http://{settings.HOST}:{bridge.metrics_port}/metrics", timeout=5)
     assert scrape.ok and "sentinel_bridge_inflight_chunks" in scrape.text
 
@@ -97,9 +95,13 @@ def test_a_consumer_that_dies_stops_the_bridge(bridge: ConsumersBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
-    first, second = _children(parent)
+    first, second = child_pids(parent)
     os.kill(first, signal.SIGKILL)
-    _wait(lambda: not _alive(parent) and not _alive(second), "the parent and the other consumer to exit", 30)
+    wait_until(
+        lambda: not _alive(parent) and not _alive(second),
+        what="the parent and the other consumer to exit",
+        timeout_s=30,
+    )
     assert f"bridge consumer {first} exited with -9; stopping the others" in bridge.log_path.read_text()
 
 
@@ -107,9 +109,9 @@ def test_consumers_stop_when_the_parent_is_killed(bridge: ConsumersBridge) -> No
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
-    consumers = _children(parent)
+    consumers = child_pids(parent)
     os.kill(parent, signal.SIGKILL)  # the parent alone: the kernel tells each consumer (PR_SET_PDEATHSIG)
-    _wait(lambda: not any(_alive(pid) for pid in consumers), "the orphaned consumers to exit", 30)
+    wait_until(lambda: not any(_alive(pid) for pid in consumers), what="the orphaned consumers to exit", timeout_s=30)
     assert bridge.log_path.read_text().count("bridge stopped;") == 2
 
 
@@ -117,7 +119,7 @@ def test_sigterm_stops_every_consumer_cleanly(bridge: ConsumersBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
-    consumers = _children(parent)
+    consumers = child_pids(parent)
     assert bridge.down()
     assert not any(_alive(pid) for pid in [parent, *consumers])
     assert bridge.log_path.read_text().count("bridge stopped;") == 2
