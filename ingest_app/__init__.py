@@ -9,6 +9,7 @@ from flask import Flask, Response
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.exceptions import HTTPException
 
+from ingest_app import server_span
 from ingest_app.auth import parse_tokens
 from ingest_app.publisher import KafkaPublisher
 from ingest_app.request_uri import with_request_uri
@@ -25,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SENTINEL_TOKENS=parse_tokens(settings.INGEST_TOKENS),
         SENTINEL_RETRY_AFTER_S=5,
         SENTINEL_PUBLISHER=None,
+        SENTINEL_SERVER_SPAN=settings.INGEST_SERVER_SPAN,
     )
     if test_config:
         app.config.update(test_config)
@@ -33,7 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def init_app(app: Flask) -> None:
-    """Attach the Kafka publisher, the routes, JSON errors and the server span."""
+    """Attach the Kafka publisher, the routes, JSON errors and the server span (see server_span)."""
     from ingest_app.routes import bp
 
     app.extensions["sentinel.publisher"] = app.config["SENTINEL_PUBLISHER"] or KafkaPublisher()
@@ -48,6 +50,13 @@ def init_app(app: Flask) -> None:
         body = {"error": exc.name.lower().replace(" ", "_"), "detail": exc.description}
         return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
-    # Outermost, so the instrumentation finds the request target already there.
-    app.wsgi_app = with_request_uri(app.wsgi_app)  # type: ignore[method-assign]
+    recorder = app.config["SENTINEL_SERVER_SPAN"]
+    if recorder == "hooks":
+        server_span.init_app(app)
+    elif recorder == "flask-instrumentation":
+        untraced = ",".join(path.lstrip("/") for path in sorted(server_span.UNTRACED_PATHS))
+        FlaskInstrumentor().instrument_app(app, excluded_urls=untraced)
+        # Outermost, so the instrumentation finds the request target already there.
+        app.wsgi_app = with_request_uri(app.wsgi_app)  # type: ignore[method-assign]
+    else:
+        raise ValueError(f"SENTINEL_INGEST_SERVER_SPAN is {recorder!r}; use 'hooks' or 'flask-instrumentation'")

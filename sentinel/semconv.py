@@ -10,7 +10,7 @@ from __future__ import annotations
 from sentinel import settings
 
 # -- span names ----------------------------------------------------------------------------------
-SPAN_INGEST = "POST /events"  # made by the Flask instrumentation from method and route
+SPAN_INGEST = "POST /events"  # "{method} {route}", as the OTel Flask instrumentation names it
 SPAN_PUBLISH = f"send {settings.EVENTS_TOPIC}"
 SPAN_CONSUME = "kafka.consume"
 SPAN_INSERT = "clickhouse.insert_batch"
@@ -21,6 +21,23 @@ SERVICE_BRIDGE = "sentinel-bridge"
 SERVICE_WORKER = "sentinel-worker"
 SERVICE_BEAT = "sentinel-beat"
 SERVICE_FLOWER = "sentinel-flower"
+
+# -- HTTP server attributes ------------------------------------------------------------------------
+# The keys the OTel Flask instrumentation records by default (OTEL_SEMCONV_STABILITY_OPT_IN unset),
+# kept by ingest's own server span (ingest_app/server_span.py) so dashboards read either.
+HTTP_METHOD = "http.method"
+HTTP_SERVER_NAME = "http.server_name"
+HTTP_SCHEME = "http.scheme"
+HTTP_HOST = "http.host"
+HTTP_TARGET = "http.target"
+HTTP_FLAVOR = "http.flavor"
+HTTP_ROUTE = "http.route"
+HTTP_USER_AGENT = "http.user_agent"
+HTTP_STATUS_CODE = "http.status_code"
+NET_HOST_NAME = "net.host.name"
+NET_HOST_PORT = "net.host.port"
+NET_PEER_IP = "net.peer.ip"
+NET_PEER_PORT = "net.peer.port"
 
 # -- messaging attributes (v1.44) ----------------------------------------------------------------
 MESSAGING_SYSTEM = "messaging.system"

@@ -94,6 +94,9 @@ INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
 # Comma-separated bearer tokens; empty means ingest is open (loopback development).
 INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
+# Who records ingest's SERVER span: "hooks" (ingest_app/server_span.py, the same span for less CPU)
+# or "flask-instrumentation" (the OTel Flask instrumentation).
+INGEST_SERVER_SPAN = _str("SENTINEL_INGEST_SERVER_SPAN", "hooks")
 
 # Bridge consumers per `python -m workers.bridge`: processes in one consumer group, each owning some
 # of the topic's partitions. The bridge's loop is one Python thread; with one consumer it was the

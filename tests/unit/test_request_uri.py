@@ -6,11 +6,12 @@ import io
 import sys
 from typing import Any
 
-from flask import Flask
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from ingest_app import create_app
 from ingest_app.request_uri import request_target, with_request_uri
+from tests.unit.conftest import FakePublisher
 
 
 def _environ(path: str, query: str = "", **extra: Any) -> dict[str, Any]:
@@ -59,7 +60,12 @@ def test_a_target_set_by_the_server_is_kept() -> None:
     assert seen[1]["REQUEST_URI"] == "/events"
 
 
-def test_the_server_span_records_the_target_when_the_server_gave_none(app: Flask, spans: InMemorySpanExporter) -> None:
+def test_the_server_span_records_the_target_when_the_server_gave_none(
+    publisher: FakePublisher, spans: InMemorySpanExporter
+) -> None:
+    app = create_app(
+        {"TESTING": True, "SENTINEL_PUBLISHER": publisher, "SENTINEL_SERVER_SPAN": "flask-instrumentation"}
+    )
     statuses: list[str] = []
     body = b"".join(app(_environ("/events", "src=proxy"), lambda status, headers, *a: statuses.append(status)))
     assert statuses == ["202 ACCEPTED"], body

@@ -1,0 +1,125 @@
+"""Ingest's SERVER span (`POST /events`), recorded by three Flask hooks.
+
+The same span the OTel Flask instrumentation records, at a fraction of its cost: the same name
+(`{method} {route}`), kind, parent (the caller's W3C context, read with the global propagator),
+attribute keys and values (the HTTP conventions the instrumentation records by default), status
+(ERROR on 5xx and on an unhandled exception, which is recorded as an event), and it is the current
+span while the view runs, so `send mcp.events` is its child.
+
+Why not the instrumentation: per request it builds the full URL twice for its exclusion check,
+collects the request attributes twice (once for metrics nobody reads here: no MeterProvider is
+set), reads its header-capture settings from the environment, attaches a second context for
+sqlcommenter and wraps start_response. With one event per POST, measured on this machine
+(docs/performance.md, "Fifth round"): ~105 us per request called directly with tracing off, ~250 us
+at 100% sampling, and ~550 us of ingest's ~1,150 us per request under load behind granian.
+`SENTINEL_INGEST_SERVER_SPAN=flask-instrumentation` puts the instrumentation back.
+
+Differences, both deliberate: a request that matches no route is named `{method}` alone (the HTTP
+conventions' low-cardinality name; the instrumentation used the raw path), and the span starts
+once Flask has matched the route, not when the server handed over the request (~20 us earlier).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, request
+from opentelemetry import context, propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from ingest_app.request_uri import request_target
+from sentinel import semconv
+from sentinel.telemetry import tracer
+
+# Probes and scrapes: operators poll them every few seconds; a trace each would only be noise.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+_SPAN_KEY = "sentinel.server_span"
+
+
+class EnvironGetter(Getter[dict[str, Any]]):
+    """Reads W3C headers (`traceparent`, `tracestate`, `baggage`) from a WSGI environ."""
+
+    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, Any]) -> list[str]:
+        return [name[5:].lower().replace("_", "-") for name in carrier if name.startswith("HTTP_")]
+
+
+_GETTER = EnvironGetter()
+
+
+def init_app(app: Flask) -> None:
+    """Record a SERVER span for every request of `app` except those to UNTRACED_PATHS."""
+    app.before_request(_start)
+    app.after_request(_record_status)
+    app.teardown_request(_end)
+
+
+def request_attributes(environ: dict[str, Any], route: str | None) -> dict[str, Any]:
+    """The attributes the OTel Flask instrumentation records by default, from the environ."""
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    attributes: dict[str, Any] = {
+        semconv.HTTP_METHOD: environ.get("REQUEST_METHOD", ""),
+        semconv.HTTP_SERVER_NAME: environ.get("SERVER_NAME", ""),
+        semconv.HTTP_SCHEME: environ.get("wsgi.url_scheme", "http"),
+        semconv.NET_HOST_NAME: host,
+        semconv.HTTP_HOST: host,
+        semconv.HTTP_TARGET: environ.get("RAW_URI") or environ.get("REQUEST_URI") or request_target(environ),
+        semconv.NET_PEER_IP: environ.get("REMOTE_ADDR", ""),
+        semconv.HTTP_FLAVOR: environ.get("SERVER_PROTOCOL", "").rpartition("/")[2],
+    }
+    port = environ.get("SERVER_PORT")
+    if port and port.isdigit():
+        attributes[semconv.NET_HOST_PORT] = int(port)
+    peer_port = environ.get("REMOTE_PORT")
+    if peer_port and str(peer_port).isdigit():
+        attributes[semconv.NET_PEER_PORT] = int(peer_port)
+    user_agent = environ.get("HTTP_USER_AGENT")
+    if user_agent:
+        attributes[semconv.HTTP_USER_AGENT] = user_agent
+    if route is not None:
+        attributes[semconv.HTTP_ROUTE] = route
+    return attributes
+
+
+def _start() -> None:
+    environ = request.environ
+    if environ.get("PATH_INFO") in UNTRACED_PATHS:
+        return
+    parent = propagate.extract(environ, getter=_GETTER)
+    rule = request.url_rule
+    route = rule.rule if rule is not None else None
+    method = environ.get("REQUEST_METHOD", "")
+    span = tracer().start_span(
+        f"{method} {route}" if route else method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes=request_attributes(environ, route),
+    )
+    environ[_SPAN_KEY] = (span, context.attach(trace.set_span_in_context(span, parent)))
+
+
+def _record_status(response: Response) -> Response:
+    started: tuple[Span, object] | None = request.environ.get(_SPAN_KEY)
+    if started is not None:
+        span = started[0]
+        span.set_attribute(semconv.HTTP_STATUS_CODE, response.status_code)
+        if response.status_code >= 500:  # a server's 4xx is the client's error, not the span's
+            span.set_status(Status(StatusCode.ERROR))
+    return response
+
+
+def _end(exc: BaseException | None) -> None:
+    started: tuple[Span, Any] | None = request.environ.pop(_SPAN_KEY, None)
+    if started is None:
+        return
+    span, token = started
+    if exc is not None:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
+    context.detach(token)
