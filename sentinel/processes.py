@@ -215,14 +215,25 @@ class Bridge(AppProcess):
     def ready(self) -> bool:
         if self.pid() is None:
             return False
-        head = self.log_head()
-        if "assigned partitions" not in head:
-            return False
-        # Several consumers (workers/bridge/supervisor.py): up once each runs its loop, and so
-        # stops cleanly on SIGTERM. The first assignment can come while another consumer is still
-        # importing, and a stop then killed that one before it could settle and log its stop.
-        supervising = re.search(r"bridge running (\d+) consumers", head)
-        return supervising is None or head.count("bridge consuming") >= int(supervising.group(1))
+        return bridge_settled(self.log_head())
+
+
+def bridge_settled(head: str) -> bool:
+    """Whether the bridge's log (`head`, from its start) shows every consumer running its loop and
+    holding an assignment made after the group's last revocation.
+
+    Several consumers (workers/bridge/supervisor.py) join one by one: the first is assigned every
+    partition, and the next join revokes them all and splits them. A message read before that can
+    be read again by its new owner (a second `kafka.consume` span, a repeated insert), and a stop
+    before every consumer runs its loop killed one before it could settle and log its stop.
+    """
+    supervising = re.search(r"bridge running (\d+) consumers", head)
+    consumers = int(supervising.group(1)) if supervising else 1
+    if head.count("bridge consuming") < consumers:
+        return False
+    revocations = [m.end() for m in re.finditer(r"revoking partitions|partitions lost", head)]
+    since_last = head[revocations[-1] :] if revocations else head
+    return since_last.count("assigned partitions") >= consumers
 
 
 class Worker(AppProcess):
