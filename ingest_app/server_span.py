@@ -10,8 +10,9 @@ Why not the instrumentation: per request it builds the full URL twice for its ex
 collects the request attributes twice (once for metrics nobody reads here: no MeterProvider is
 set), reads its header-capture settings from the environment, attaches a second context for
 sqlcommenter and wraps start_response. With one event per POST, measured on this machine
-(docs/performance.md, "Fifth round"): ~105 us per request called directly with tracing off, ~250 us
-at 100% sampling, and ~550 us of ingest's ~1,150 us per request under load behind granian.
+(docs/performance.md, "Fifth round"): 459 -> 309 us per request with tracing off and 677-697 ->
+471-481 at 100% sampling (`python -m bench.app_cost`), and 808-848 -> 647-665 behind granian with
+Kafka under load.
 `SENTINEL_INGEST_SERVER_SPAN=flask-instrumentation` puts the instrumentation back.
 
 Differences, both deliberate: a request that matches no route is named `{method}` alone (the HTTP
