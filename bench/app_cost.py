@@ -19,8 +19,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from werkzeug.test import EnvironBuilder
 
 RECORDERS = ("flask-instrumentation", "hooks")
 _EVENT = {"type": "tool_call", "server": "bench", "tool": "search", "status": "ok", "session_id": "s"}
@@ -42,28 +44,22 @@ class SleepingPublisher:
         return True
 
 
-def _environ(body: bytes) -> dict[str, Any]:
-    return {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/events",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8081",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1:8080",
-        "HTTP_USER_AGENT": "bench",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+def _environ_factory(body: bytes) -> Callable[[], dict[str, Any]]:
+    """A fresh environ per request, as the server would pass, without building one each time."""
+    base = EnvironBuilder(
+        path="/events",
+        method="POST",
+        base_url="http://127.0.0.1:8080",
+        data=body,
+        content_type="application/json",
+        headers={"User-Agent": "bench"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    ).get_environ()
+
+    def environ() -> dict[str, Any]:
+        return {**base, "wsgi.input": io.BytesIO(body)}
+
+    return environ
 
 
 def measure(recorder: str, threads: int, seconds: float, ack_s: float, events: int = 1) -> dict[str, float]:
@@ -75,7 +71,7 @@ def measure(recorder: str, threads: int, seconds: float, ack_s: float, events: i
 
     setup_tracing(semconv.SERVICE_INGEST)
     app = create_app({"SENTINEL_PUBLISHER": SleepingPublisher(ack_s), "SENTINEL_SERVER_SPAN": recorder})
-    body = (_BODY if events == 1 else json.dumps([_EVENT] * events)).encode()
+    environ = _environ_factory((_BODY if events == 1 else json.dumps([_EVENT] * events)).encode())
     stop = time.monotonic() + seconds
     counts: list[int] = []
     errors: list[BaseException] = []
@@ -88,7 +84,7 @@ def measure(recorder: str, threads: int, seconds: float, ack_s: float, events: i
         done = 0
         try:
             while time.monotonic() < stop:
-                b"".join(app(_environ(body), start_response))
+                b"".join(app(environ(), start_response))
                 done += 1
         except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
             errors.append(exc)
