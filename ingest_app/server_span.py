@@ -22,11 +22,13 @@ once Flask has matched the route, not when the server handed over the request (~
 
 from __future__ import annotations
 
+from contextvars import Token
 from typing import Any
 
 from flask import Flask, Response, request
 from opentelemetry import context, propagate, trace
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ingest_app.request_uri import request_target
@@ -37,20 +39,8 @@ from sentinel.telemetry import tracer
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _SPAN_KEY = "sentinel.server_span"
-
-
-class EnvironGetter(Getter[dict[str, Any]]):
-    """Reads W3C headers (`traceparent`, `tracestate`, `baggage`) from a WSGI environ."""
-
-    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
-        return None if value is None else [value]
-
-    def keys(self, carrier: dict[str, Any]) -> list[str]:
-        return [name[5:].lower().replace("_", "-") for name in carrier if name.startswith("HTTP_")]
-
-
-_GETTER = EnvironGetter()
+# What _start leaves in the environ for the other hooks: the span and the token that detaches it.
+_Started = tuple[Span, Token[Context]]
 
 
 def init_app(app: Flask) -> None:
@@ -91,7 +81,8 @@ def _start() -> None:
     environ = request.environ
     if environ.get("PATH_INFO") in UNTRACED_PATHS:
         return
-    parent = propagate.extract(environ, getter=_GETTER)
+    # The WSGI instrumentation's getter: reads `traceparent` etc. from HTTP_* keys, nothing else.
+    parent = propagate.extract(environ, getter=wsgi_getter)
     rule = request.url_rule
     route = rule.rule if rule is not None else None
     method = environ.get("REQUEST_METHOD", "")
@@ -105,7 +96,7 @@ def _start() -> None:
 
 
 def _record_status(response: Response) -> Response:
-    started: tuple[Span, object] | None = request.environ.get(_SPAN_KEY)
+    started: _Started | None = request.environ.get(_SPAN_KEY)
     if started is not None:
         span = started[0]
         span.set_attribute(semconv.HTTP_STATUS_CODE, response.status_code)
@@ -115,7 +106,7 @@ def _record_status(response: Response) -> Response:
 
 
 def _end(exc: BaseException | None) -> None:
-    started: tuple[Span, Any] | None = request.environ.pop(_SPAN_KEY, None)
+    started: _Started | None = request.environ.pop(_SPAN_KEY, None)
     if started is None:
         return
     span, token = started
