@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -61,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+@contextmanager
 def _serve(close_every: int = 1_000_000, drop_third: bool = False) -> Iterator[_Server]:
     server = _Server(close_every, drop_third)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -74,7 +76,8 @@ def _serve(close_every: int = 1_000_000, drop_third: bool = False) -> Iterator[_
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    yield from _serve(close_every=7, drop_third=True)
+    with _serve(close_every=7, drop_third=True) as served:
+        yield served
 
 
 def _drain(probes: object) -> tuple[list[str], list[str]]:
@@ -118,7 +121,7 @@ def test_max_speed_posts_every_event_once_across_closed_and_dropped_connections(
 
 
 def test_fixed_rate_offers_the_schedule_and_registers_probes_before_posting() -> None:
-    for served in _serve(close_every=5):
+    with _serve(close_every=5) as served:
         host, port = served.server_address[:2]
         spec = LoadSpec(
             url=f"http://{host}:{port}",
