@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = ("batched", "single", "latency", "celery_hop")
+LOAD_GENERATORS = ("native", "python")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -47,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--conns", type=int, default=None, help="connections per load process (default 8)")
     parser.add_argument(
         "--rounds", type=int, default=None, help="alternating rounds of the throughput scenarios (default 2, quick 1)"
+    )
+    parser.add_argument(
+        "--load-generator",
+        choices=LOAD_GENERATORS,
+        default=LOAD_GENERATORS[0],
+        help="what posts the max-speed loads: the compiled bench/loadgen (default) or bench/load.py's "
+        "Python threads; fixed rates always use the Python one",
     )
     return parser
 
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             **{name: service.pid() for name, service in services.items()},
         }
     )
-    scenarios = Scenarios(run_id, sizes, settings.INGEST_URL, offsets, cpu)
+    scenarios = Scenarios(run_id, sizes, settings.INGEST_URL, offsets, cpu, native_load=args.load_generator == "native")
 
     throughput: dict[str, dict[str, float | None]] = {}
     latency: dict[str, dict[str, float | None]] = {}
@@ -275,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracing_configs": list(args.tracing),
         "latency_tracing": next((t for t, todo in steps if "latency" in todo), None),
         "sizes": sizes_dict(sizes),
+        "max_speed_load_generator": args.load_generator,
         **_fixed_config(),
         "topic_partitions": len(offsets.partitions()),
         "clickhouse_database": DATABASE,

@@ -13,7 +13,8 @@ from typing import Any
 
 from bench import tables
 from bench.cpu import CpuMeter
-from bench.load import LoadSpec, probe_queue, run_load
+from bench.load import LoadResult, LoadSpec, probe_queue, run_load
+from bench.native_load import run_native_load
 from bench.observe import (
     COUNT_WHEN_LAG_AT_MOST,
     Offsets,
@@ -95,8 +96,11 @@ def log(message: str) -> None:
 
 
 class Scenarios:
-    def __init__(self, run_id: str, sizes: Sizes, url: str, offsets: Offsets, cpu: CpuMeter) -> None:
+    def __init__(
+        self, run_id: str, sizes: Sizes, url: str, offsets: Offsets, cpu: CpuMeter, *, native_load: bool = True
+    ) -> None:
         self.run_id = run_id
+        self.native_load = native_load
         self.sizes = sizes
         self.url = url
         self.offsets = offsets
@@ -128,8 +132,12 @@ class Scenarios:
             max_seconds=self.sizes.warmup_s,
             probe_every=0,
         )
-        load = run_load(spec, None)
+        load = self._max_speed(spec, None)
         return {"load": load.as_dict(), "drain_s": round(self.drain(), 2)}
+
+    def _max_speed(self, spec: LoadSpec, probes: Any | None) -> LoadResult:
+        """A max-speed load, from the compiled generator unless the run asked for the Python one."""
+        return run_native_load(spec, probes) if self.native_load else run_load(spec, probes)
 
     def throughput(self, mode: str, tracing: str) -> dict[str, Any]:
         """Post as fast as the `load_procs x conns_per_proc` connections allow for `throughput_s`, then
@@ -153,7 +161,7 @@ class Scenarios:
         # The watcher polls once a second throughout: its probes give a coarse latency under
         # saturation; the end of the run is found by the count below.
         with ProbeWatcher(probes, interval_s=POLL_DURING_LOAD_S, client=new_client()) as watcher:
-            load = run_load(spec, probes)
+            load = self._max_speed(spec, probes)
             # Where the events were when the posting stopped: which stage could not keep up.
             visible_at_load_end, _ = count_distinct(self.client, spec.event_type, since)
             kafka_lag_at_load_end = self.offsets.lag()

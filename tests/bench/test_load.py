@@ -1,17 +1,21 @@
-"""The load generator against a local HTTP/1.1 server: every event is posted once and counted once,
-across keep-alive connections the server closes, answers it drops, and a fixed-rate schedule."""
+"""The load generators against a local HTTP/1.1 server: every event is posted once and counted once,
+across keep-alive connections the server closes, answers it drops, and a fixed-rate schedule. The
+max-speed cases run against both the Python generator and the compiled one (bench/loadgen)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.load import CANCEL, PROBE, LoadSpec, probe_queue, run_load
+from bench.load import CANCEL, PROBE, LoadResult, LoadSpec, _Bodies, probe_queue, run_load
+from bench.native_load import run_native_load
+
+MAX_SPEED_GENERATORS = pytest.mark.parametrize("run", [run_load, run_native_load], ids=["python", "native"])
 
 
 class _Server(ThreadingHTTPServer):
@@ -23,6 +27,7 @@ class _Server(ThreadingHTTPServer):
         self.drop_third = drop_third  # close the connection unanswered at its third request, once
         self.lock = threading.Lock()
         self.event_ids: list[str] = []
+        self.events: list[dict] = []
         self.requests = 0
         self.dropped = 0
 
@@ -49,6 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(body)
             events = parsed if isinstance(parsed, list) else [parsed]
             self.server.event_ids.extend(e["event_id"] for e in events)
+            self.server.events.extend(events)
             self.server.requests += 1
             close = self.server.requests % self.server.close_every == 0
         payload = json.dumps({"accepted": len(events)}).encode()
@@ -92,7 +98,10 @@ def _drain(probes: object) -> tuple[list[str], list[str]]:
     return registered, cancelled
 
 
-def test_max_speed_posts_every_event_once_across_closed_and_dropped_connections(server: _Server) -> None:
+@MAX_SPEED_GENERATORS
+def test_max_speed_posts_every_event_once_across_closed_and_dropped_connections(
+    server: _Server, run: Callable[..., LoadResult]
+) -> None:
     host, port = server.server_address[:2]
     spec = LoadSpec(
         url=f"http://{host}:{port}",
@@ -105,7 +114,7 @@ def test_max_speed_posts_every_event_once_across_closed_and_dropped_connections(
         probe_every=10,
     )
     probes = probe_queue()
-    result = run_load(spec, probes)
+    result = run(spec, probes)
 
     # 600 events over 6 connections of 100 each, in posts of 3 (the last post of each holds 1).
     assert result.events_accepted == result.events_sent == 600
@@ -118,6 +127,20 @@ def test_max_speed_posts_every_event_once_across_closed_and_dropped_connections(
     assert cancelled == []
     assert set(registered) <= set(server.event_ids)
     assert len(registered) == 6 * 10  # every 10th of each connection's 100 events
+    # Both generators post the same event, field for field, with a session per 64 events of a
+    # connection, and a sequence number that counts each connection's events.
+    template = json.loads(_Bodies("load-test", 0).build(1)[0])
+    assert all(event.keys() == template.keys() and event["type"] == "load-test" for event in server.events)
+    assert {event["attributes"]["conn"] for event in server.events} == set(range(6))
+    assert sorted(event["attributes"]["seq"] for event in server.events if event["attributes"]["conn"] == 5) == list(
+        range(1, 101)
+    )
+    assert all(
+        event["session_id"]
+        == "bench-{conn}-{seq}".format(conn=event["attributes"]["conn"], seq=event["attributes"]["seq"] % 64)
+        for event in server.events
+    )
+    assert all(event["timestamp"].endswith("Z") and len(event["timestamp"]) == 27 for event in server.events)
 
 
 def test_fixed_rate_offers_the_schedule_and_registers_probes_before_posting() -> None:
@@ -147,7 +170,8 @@ def test_fixed_rate_offers_the_schedule_and_registers_probes_before_posting() ->
         assert set(registered) <= set(served.event_ids)
 
 
-def test_a_refused_connection_counts_as_an_error_not_an_accepted_event() -> None:
+@MAX_SPEED_GENERATORS
+def test_a_refused_connection_counts_as_an_error_not_an_accepted_event(run: Callable[..., LoadResult]) -> None:
     import socket
 
     with socket.socket() as sock:
@@ -162,7 +186,15 @@ def test_a_refused_connection_counts_as_an_error_not_an_accepted_event() -> None
         max_events=4,
         max_seconds=0.5,
     )
-    result = run_load(spec, None)
+    result = run(spec, None)
     assert result.events_accepted == 0
     assert result.connection_errors == result.requests > 0
     assert result.statuses == {"0": result.requests}
+
+
+def test_the_compiled_generator_refuses_a_fixed_rate() -> None:
+    spec = LoadSpec(
+        url="http://127.0.0.1:9", event_type="x", batch_size=1, procs=1, max_events=1, max_seconds=1, rate_eps=10.0
+    )
+    with pytest.raises(ValueError, match="max speed only"):
+        run_native_load(spec, None)

@@ -1,0 +1,3 @@
+module sentinel/bench/loadgen
+
+go 1.22
