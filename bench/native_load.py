@@ -75,12 +75,13 @@ def run_native_load(spec: LoadSpec, probes: Any | None, *, start_timeout_s: floa
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     lines: list[str] = []
-    reader = threading.Thread(target=_read_lines, args=(proc.stdout, probes, lines), daemon=True)
+    started = threading.Event()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, probes, lines, started), daemon=True)
+    reader.start()
     try:
-        ready = proc.stdout.readline().strip()  # before the reader starts: the first line is ours
-        if ready != "ready":
-            raise RuntimeError(f"load generator did not start: {ready!r} {_stderr(proc, start_timeout_s)}")
-        reader.start()
+        if not started.wait(start_timeout_s) or lines[:1] != ["ready"]:
+            proc.kill()
+            raise RuntimeError(f"load generator did not start: {lines[:1]} {_stderr(proc)}")
         # Slightly ahead, like run_load: the generator is waiting on the clock, not on the pipe.
         proc.stdin.write(f"{time.monotonic() + 0.05:.6f}\n")
         proc.stdin.close()
@@ -117,19 +118,24 @@ def parse_probes(line: str) -> list[tuple[float, str]]:
     return [(float(fields[i]), fields[i + 1]) for i in range(0, len(fields), 2)]
 
 
-def _read_lines(stdout: Any, probes: Any | None, lines: list[str]) -> None:
-    for raw in stdout:
-        line = raw.rstrip("\n")
-        if line.startswith("probe "):
-            if probes is not None:
-                probes.put((PROBE, parse_probes(line)))
-        else:
-            lines.append(line)
-
-
-def _stderr(proc: subprocess.Popen[str], timeout_s: float) -> str:
+def _read_lines(stdout: Any, probes: Any | None, lines: list[str], started: threading.Event) -> None:
+    """Forward probes to the queue, keep every other line; `started` is set at the first line or at
+    the end of the output, whichever comes first."""
     try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return "(no output)"
+        for raw in stdout:
+            line = raw.rstrip("\n")
+            if line.startswith("probe "):
+                if probes is not None:
+                    probes.put((PROBE, parse_probes(line)))
+            else:
+                lines.append(line)
+                started.set()
+    finally:
+        started.set()
+
+
+def _stderr(proc: subprocess.Popen[str]) -> str:
+    assert proc.stderr is not None
+    proc.wait()
+    err = proc.stderr.read()
     return err[-2000:] if err else ""

@@ -198,3 +198,9 @@ def test_the_compiled_generator_refuses_a_fixed_rate() -> None:
     )
     with pytest.raises(ValueError, match="max speed only"):
         run_native_load(spec, None)
+
+
+def test_the_compiled_generator_reports_why_it_did_not_start() -> None:
+    spec = LoadSpec(url="ftp://127.0.0.1:9", event_type="x", batch_size=1, procs=1, max_events=1, max_seconds=1)
+    with pytest.raises(RuntimeError, match=r"did not start.*not an http:// URL"):
+        run_native_load(spec, None)
