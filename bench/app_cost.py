@@ -24,7 +24,8 @@ from typing import Any
 
 from werkzeug.test import EnvironBuilder
 
-RECORDERS = ("flask-instrumentation", "hooks")
+from ingest_app.server_span import RECORDERS
+
 _EVENT = {"type": "tool_call", "server": "bench", "tool": "search", "status": "ok", "session_id": "s"}
 _BODY = json.dumps(_EVENT)
 

@@ -51,12 +51,13 @@ def init_app(app: Flask) -> None:
         return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
     recorder = app.config["SENTINEL_SERVER_SPAN"]
-    if recorder == "hooks":
+    if recorder == server_span.HOOKS:
         server_span.init_app(app)
-    elif recorder == "flask-instrumentation":
+    elif recorder == server_span.FLASK_INSTRUMENTATION:
         untraced = ",".join(path.lstrip("/") for path in sorted(server_span.UNTRACED_PATHS))
         FlaskInstrumentor().instrument_app(app, excluded_urls=untraced)
         # Outermost, so the instrumentation finds the request target already there.
         app.wsgi_app = with_request_uri(app.wsgi_app)  # type: ignore[method-assign]
     else:
-        raise ValueError(f"SENTINEL_INGEST_SERVER_SPAN is {recorder!r}; use 'hooks' or 'flask-instrumentation'")
+        choices = " or ".join(repr(name) for name in server_span.RECORDERS)
+        raise ValueError(f"SENTINEL_INGEST_SERVER_SPAN is {recorder!r}; use {choices}")

@@ -35,6 +35,10 @@ from ingest_app.request_uri import request_target
 from sentinel import semconv
 from sentinel.telemetry import tracer
 
+# Who may record the span (SENTINEL_INGEST_SERVER_SPAN): these hooks, or the OTel Flask instrumentation.
+HOOKS, FLASK_INSTRUMENTATION = "hooks", "flask-instrumentation"
+RECORDERS = (HOOKS, FLASK_INSTRUMENTATION)
+
 # Probes and scrapes: operators poll them every few seconds; a trace each would only be noise.
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
