@@ -95,7 +95,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	out := &probeWriter{w: bufio.NewWriter(os.Stdout)}
+	out := &parentPipe{w: bufio.NewWriter(os.Stdout)}
 	clk := newClock()
 	out.line("ready")
 	start, err := readStart(os.Stdin)
@@ -141,7 +141,7 @@ func main() {
 }
 
 // drive posts one connection's share: ceil(maxEvents / conns) events, or until the deadline.
-func drive(s spec, conn int, address, path string, start float64, clk clock, out *probeWriter) result {
+func drive(s spec, conn int, address, path string, start float64, clk clock, out *parentPipe) result {
 	r := result{Statuses: map[string]int{}}
 	p := newPoster(address, path)
 	defer p.close()
@@ -402,13 +402,13 @@ type probe struct {
 	id     string
 }
 
-// probeWriter serialises lines to the parent from every connection.
-type probeWriter struct {
+// parentPipe serialises the lines to the parent (ready, probes, result) from every connection.
+type parentPipe struct {
 	mu sync.Mutex
 	w  *bufio.Writer
 }
 
-func (o *probeWriter) line(text string) {
+func (o *parentPipe) line(text string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.w.WriteString(text)
@@ -418,7 +418,7 @@ func (o *probeWriter) line(text string) {
 	}
 }
 
-func (o *probeWriter) probes(probes []probe) {
+func (o *parentPipe) probes(probes []probe) {
 	var b []byte
 	b = append(b, "probe"...)
 	for _, p := range probes {
