@@ -76,7 +76,11 @@ INGEST_URL = _str("SENTINEL_INGEST_URL", f"http://{HOST}:{INGEST_PORT}")
 # Topics: one place for their names (operators and tests rely on them).
 EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")
 DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
-EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 4)
+# One partition per bridge consumer (BRIDGE_CONSUMERS) on the local stack. Each partition is a
+# producer batch per linger.ms and a chunk per CHUNK_MAX_WAIT_S: at one event per POST, 4 partitions
+# instead of 2 cost Kafka, ClickHouse and the worker ~110 us more CPU per event, for no parallelism
+# two consumers could use. k8s sets 4 (k8s/base/config/sentinel.env), room for 4 bridge replicas.
+EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 2)
 BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
 # Producer compression. On loopback it only costs CPU (ingest compresses, the broker and the bridge
 # decompress); across a network, lz4 (the k8s ConfigMap's choice) saves more than it costs.

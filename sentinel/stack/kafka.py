@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentinel import settings
 from sentinel.stack.runner import Service, ServiceError, run_checked
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import TopicMetadata
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 
@@ -138,6 +142,7 @@ def ensure_topics() -> None:
         NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
         NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"}),
     ]
+    _check_partitions(existing.get(settings.EVENTS_TOPIC))
     missing = [t for t in wanted if t.topic not in existing]
     if not missing:
         return
@@ -147,6 +152,20 @@ def ensure_topics() -> None:
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"kafka: creating topic {topic} failed: {exc}") from exc
+
+
+def _check_partitions(topic: TopicMetadata | None) -> None:
+    """Refuse an events topic whose partition count is not the configured one: tests and the
+    benchmark read partitions 0..N-1 by that setting, and Kafka can add partitions but never remove
+    them (a stack made before the local default went from 4 to 2 has 4)."""
+    if topic is None or len(topic.partitions) == settings.EVENTS_TOPIC_PARTITIONS:
+        return
+    raise ServiceError(
+        f"kafka: topic {settings.EVENTS_TOPIC} has {len(topic.partitions)} partitions, but"
+        f" SENTINEL_EVENTS_TOPIC_PARTITIONS is {settings.EVENTS_TOPIC_PARTITIONS}. Set"
+        f" SENTINEL_EVENTS_TOPIC_PARTITIONS={len(topic.partitions)}, or start from a new stack:"
+        f" `sentinel down`, remove {settings.STACK_DIR / 'kafka'}, `sentinel up`."
+    )
 
 
 def new_cluster_id() -> str:
