@@ -11,8 +11,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
-from sentinel import events, metrics, propagation, semconv
-from sentinel.telemetry import tracer
+from sentinel import events, lean_span, metrics, propagation, semconv
 
 bp = Blueprint("ingest", __name__)
 
@@ -84,7 +83,7 @@ def post_events() -> Response:
     publisher: KafkaPublisher = current_app.extensions["sentinel.publisher"]
     # One PRODUCER span for the request's batch; every message carries its context, so each
     # event's consume span in the bridge becomes its child.
-    with tracer().start_as_current_span(
+    publish_span = lean_span.start_span(
         semconv.SPAN_PUBLISH,
         kind=SpanKind.PRODUCER,
         attributes={
@@ -94,7 +93,8 @@ def post_events() -> Response:
             semconv.MESSAGING_DESTINATION_NAME: publisher.topic,
             semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(prepared),
         },
-    ) as span:
+    )
+    with lean_span.as_current(publish_span) as span:
         if len(prepared) == 1:
             span.set_attribute(semconv.MESSAGING_MESSAGE_ID, prepared[0][0])
         trace_headers: list[tuple[str, bytes]] = []

@@ -32,8 +32,7 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ingest_app.request_uri import request_target
-from sentinel import semconv
-from sentinel.telemetry import tracer
+from sentinel import lean_span, semconv
 
 # Who may record the span (SENTINEL_INGEST_SERVER_SPAN): these hooks, or the OTel Flask instrumentation.
 HOOKS, FLASK_INSTRUMENTATION = "hooks", "flask-instrumentation"
@@ -90,7 +89,7 @@ def _start() -> None:
     rule = request.url_rule
     route = rule.rule if rule is not None else None
     method = environ.get("REQUEST_METHOD", "")
-    span = tracer().start_span(
+    span = lean_span.start_span(
         f"{method} {route}" if route else method,
         context=parent,
         kind=SpanKind.SERVER,

@@ -17,8 +17,7 @@ from confluent_kafka import Message
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from sentinel import metrics, propagation, semconv
-from sentinel.telemetry import tracer
+from sentinel import lean_span, metrics, propagation, semconv
 
 TraceKey = tuple[bytes | None, bytes | None, bytes | None]
 
@@ -95,7 +94,7 @@ class ConsumeSpan:
             self.tracestate = key[1].decode("utf-8", "replace") if key[1] and self.traceparent else ""
             return
         context, self.malformed = propagation.extract_scanned(*key, headers, repeated=scanned.repeated)
-        self.span = tracer().start_span(
+        self.span = lean_span.start_span(
             semconv.SPAN_CONSUME,
             context=context,
             kind=SpanKind.CONSUMER,

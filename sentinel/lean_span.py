@@ -1,0 +1,200 @@
+"""Sentinel's per-event spans, recorded without the SDK's per-span generality.
+
+Three spans are recorded for every event: ingest's `POST /events` and `send mcp.events`, and the
+bridge's `kafka.consume`. Through the SDK's tracer each cost 45-58 us of CPU to create, end and
+encode for export, 16-17 here (docs/performance.md, "Seventh round"). The SDK spends the difference
+on what these spans never need: attributes cleaned and bounded one by one, a lock per call, nested
+context managers, a copy of the span at its end, end-of-span metrics nobody reads (no
+MeterProvider is set, so the SDK's are no-ops).
+
+What stays the SDK's: the sampler (so `OTEL_TRACES_SAMPLER` decides, parent-based as configured),
+the id generator and the trace flags it implies, the resource and instrumentation scope, the span
+processors (the batch processor and its exporter, or a test's), and `Span`'s own status,
+exception and context-manager behaviour, inherited. The result is an SDK `Span` whose exported
+form equals the tracer's for the same inputs (tests/unit/test_lean_span.py compares them).
+
+Only for spans whose attributes Sentinel writes itself: keys from `sentinel.semconv`, values that
+are str, int, float or bool. They are stored as given, not checked, and never more than the SDK's
+default limit of 128 per span.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import nullcontext
+from contextvars import Token
+from time import time_ns
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, Span, Tracer, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+from sentinel.telemetry import TRACER_NAME, tracer
+
+log = logging.getLogger(__name__)
+
+_sdk: tuple[TracerProvider, Tracer] | None = None
+_UNSET = Status(StatusCode.UNSET)
+
+
+class LeanSpan(Span):
+    """An SDK span built directly: attributes in a plain dict, no lock (a span is used by the one
+    thread that started it), handed to the processors itself at its end."""
+
+    # The inherited set_status and update_name check for an ended span under this lock; one
+    # thread uses a span, so it need not be a real one.
+    _lock = nullcontext()
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        sdk_tracer: Tracer,
+    ) -> None:
+        # Span.__init__ is bypassed on purpose: these are the fields ReadableSpan and the inherited
+        # methods (set_status, record_exception, __exit__) read.
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = attributes
+        self._events: list[Event] | tuple[()] = ()
+        self._links: list[trace.Link] | tuple[()] = ()
+        self._resource = sdk_tracer.resource
+        self._instrumentation_info = sdk_tracer.instrumentation_info
+        self._instrumentation_scope = sdk_tracer._instrumentation_scope
+        self._span_processor = sdk_tracer.span_processor
+        self._status = _UNSET
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._start_time = time_ns()
+        self._end_time: int | None = None
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
+        if self._end_time is None:
+            self._attributes.update(attributes)
+        else:
+            log.warning("Setting attribute on ended span.")
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        if self._end_time is None:
+            self._attributes[key] = value
+        else:
+            log.warning("Setting attribute on ended span.")
+
+    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+        if self._end_time is not None:
+            log.warning("Calling add_event() on an ended span.")
+            return
+        if not self._events:
+            self._events = []
+        self._events.append(Event(name, attributes, time_ns() if timestamp is None else timestamp))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        if self._end_time is not None:
+            log.warning("Calling add_link() on an ended span.")
+            return
+        if context.is_valid or attributes or context.trace_state:  # the SDK's own test
+            if not self._links:
+                self._links = []
+            self._links.append(trace.Link(context, attributes))
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            log.warning("Calling end() on an ended span.")
+            return
+        self._end_time = time_ns() if end_time is None else end_time
+        # The span itself, not a copy: nothing changes it once ended.
+        self._span_processor.on_end(self)
+
+
+def start_span(
+    name: str,
+    *,
+    kind: SpanKind,
+    attributes: dict[str, Any],
+    context: Context | None = None,
+) -> trace.Span:
+    """A span as `tracer().start_span(name, context, kind, attributes)` would start it: recording
+    when sampled, a NonRecordingSpan carrying the new context when not, and the API's own answer
+    when no SDK is installed (tracing off). As in the SDK, the span keeps the attributes the
+    sampler returns (the given ones, for the SDK's samplers)."""
+    sdk = _sdk_tracer()
+    if sdk is None:
+        return tracer().start_span(name, context=context, kind=kind, attributes=attributes)
+    parent = trace.get_current_span(context).get_span_context()
+    if not parent.is_valid:
+        parent = None
+        trace_id = sdk.id_generator.generate_trace_id()
+        random_trace_id = sdk.id_generator.is_trace_id_random()
+    else:
+        trace_id = parent.trace_id
+        random_trace_id = parent.trace_flags.random_trace_id
+    sampling = sdk.sampler.should_sample(context, trace_id, name, kind, attributes, ())
+    flags = TraceFlags.SAMPLED if sampling.decision.is_sampled() else TraceFlags.DEFAULT
+    if random_trace_id:
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    span_context = SpanContext(
+        trace_id,
+        sdk.id_generator.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(flags),
+        trace_state=sampling.trace_state,
+    )
+    if not sampling.decision.is_recording():
+        return NonRecordingSpan(span_context)
+    span = LeanSpan(name, span_context, parent, kind, dict(sampling.attributes), sdk)
+    sdk.span_processor.on_start(span, parent_context=context)
+    return span
+
+
+class as_current:
+    """`with as_current(span):` what `tracer.start_as_current_span` does after starting a span,
+    without its two generator-based context managers: `span` is current inside the block, and
+    on leaving it an escaping exception is recorded and sets ERROR, then the span ends."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+        self._token: Token[Context] | None = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = context_api.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            context_api.detach(self._token)
+        span = self._span
+        if exc is not None and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+
+def _sdk_tracer() -> Tracer | None:
+    """The SDK tracer behind `tracer()`, or None when no SDK provider is installed (or the
+    tracer is disabled by a configurator)."""
+    global _sdk
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    if _sdk is None or _sdk[0] is not provider:
+        _sdk = (provider, provider.get_tracer(TRACER_NAME))
+    sdk = _sdk[1]
+    return sdk if sdk._is_enabled() else None
