@@ -1,11 +1,12 @@
 """Sentinel's per-event spans, recorded without the SDK's per-span generality.
 
 Three spans are recorded for every event: ingest's `POST /events` and `send mcp.events`, and the
-bridge's `kafka.consume`. Through the SDK's tracer each cost 45-58 us of CPU to create, end and
-encode for export, 16-17 here (docs/performance.md, "Seventh round"). The SDK spends the difference
-on what these spans never need: attributes cleaned and bounded one by one, a lock per call, nested
-context managers, a copy of the span at its end, end-of-span metrics nobody reads (no
-MeterProvider is set, so the SDK's are no-ops).
+bridge's `kafka.consume`; the worker's `clickhouse.insert_batch` adds a link per event's span.
+Through the SDK's tracer a span cost 40-58 us of CPU to start, end and encode for export, 19-22
+here (docs/performance.md, "Seventh round"). The SDK spends the difference on what these spans
+never need: attributes cleaned and bounded one by one, a lock per call, nested context managers,
+a copy of the span at its end, end-of-span metrics nobody reads (no MeterProvider is set, so the
+SDK's are no-ops).
 
 What stays the SDK's: the sampler (so `OTEL_TRACES_SAMPLER` decides, parent-based as configured),
 the id generator and the trace flags it implies, the resource and instrumentation scope, the span
@@ -103,6 +104,7 @@ class LeanSpan(Span):
         self._events.append(Event(name, attributes, time_ns() if timestamp is None else timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        """As the SDK's, without its limit: the caller keeps to `span_limits().max_links`."""
         if self._end_time is not None:
             log.warning("Calling add_link() on an ended span.")
             return
@@ -165,10 +167,14 @@ class as_current:
     without its two generator-based context managers: `span` is current inside the block, and
     on leaving it an escaping exception is recorded and sets ERROR, then the span ends."""
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_record_exception", "_set_status_on_exception", "_span", "_token")
 
-    def __init__(self, span: trace.Span) -> None:
+    def __init__(
+        self, span: trace.Span, *, record_exception: bool = True, set_status_on_exception: bool = True
+    ) -> None:
         self._span = span
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
         self._token: Token[Context] | None = None
 
     def __enter__(self) -> trace.Span:
@@ -182,8 +188,10 @@ class as_current:
             context_api.detach(self._token)
         span = self._span
         if exc is not None and span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if self._record_exception:
+                span.record_exception(exc)
+            if self._set_status_on_exception:
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         span.end()
 
 

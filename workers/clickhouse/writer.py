@@ -14,7 +14,7 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from sentinel import metrics, semconv
+from sentinel import lean_span, metrics, semconv
 from sentinel.propagation import span_context_from_traceparent
 from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
@@ -131,13 +131,9 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
         semconv.KAFKA_LAST_OFFSET: chunk.last_offset,
         semconv.CHUNK_ATTEMPT: chunk.attempt,
     }
-    with tracer().start_as_current_span(
-        semconv.SPAN_INSERT,
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+    span = lean_span.start_span(semconv.SPAN_INSERT, kind=SpanKind.CLIENT, attributes=attributes)
+    # A failed insert is recorded below, once, with its classification.
+    with lean_span.as_current(span, record_exception=False, set_status_on_exception=False):
         if span.is_recording():
             _link_events(span, chunk)
         context = span.get_span_context()
