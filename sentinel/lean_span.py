@@ -15,8 +15,10 @@ exception and context-manager behaviour, inherited. The result is an SDK `Span` 
 form equals the tracer's for the same inputs (tests/unit/test_lean_span.py compares them).
 
 Only for spans whose attributes Sentinel writes itself: keys from `sentinel.semconv`, values that
-are str, int, float or bool. They are stored as given, not checked, and never more than the SDK's
-default limit of 128 per span.
+are str, int, float or bool, at most MOST_ATTRIBUTES of them. They are stored as given, not
+checked. When the configured limits could change them (`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, or a count limit below what these spans carry), spans
+are started by the SDK's tracer instead, which applies them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, Span, Tracer, TracerProvider
+from opentelemetry.sdk.trace import Event, Span, SpanLimits, Tracer, TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
@@ -40,7 +42,10 @@ from sentinel.telemetry import TRACER_NAME, tracer
 
 log = logging.getLogger(__name__)
 
-_sdk: tuple[TracerProvider, Tracer] | None = None
+# The most attributes (or, for an exception event, event attributes) a span started here carries:
+# clickhouse.insert_batch has 14.
+MOST_ATTRIBUTES = 16
+_sdk: tuple[TracerProvider, Tracer | None] | None = None
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -196,13 +201,25 @@ class as_current:
 
 
 def _sdk_tracer() -> Tracer | None:
-    """The SDK tracer behind `tracer()`, or None when no SDK provider is installed (or the
-    tracer is disabled by a configurator)."""
+    """The SDK tracer behind `tracer()`, or None when spans are to be started by `tracer()`
+    itself: no SDK provider installed, the tracer disabled by a configurator, or span limits
+    that would change what a lean span stores as given."""
     global _sdk
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         return None
     if _sdk is None or _sdk[0] is not provider:
-        _sdk = (provider, provider.get_tracer(TRACER_NAME))
+        sdk = provider.get_tracer(TRACER_NAME)
+        _sdk = (provider, sdk if isinstance(sdk, Tracer) and limits_keep_values(sdk._span_limits) else None)
     sdk = _sdk[1]
-    return sdk if sdk._is_enabled() else None
+    return sdk if sdk is not None and sdk._is_enabled() else None
+
+
+def limits_keep_values(limits: SpanLimits) -> bool:
+    """Whether `limits` leave every attribute of a span started here as it was given."""
+    return (
+        limits.max_attribute_length is None
+        and limits.max_span_attribute_length is None
+        # None: no limit (SpanLimits.UNSET).
+        and all(n is None or n >= MOST_ATTRIBUTES for n in (limits.max_span_attributes, limits.max_event_attributes))
+    )

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import context, trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
@@ -210,3 +210,25 @@ def test_without_an_sdk_provider_the_api_answers(monkeypatch: pytest.MonkeyPatch
 
 def _without_stacktrace(attributes: Any) -> dict[str, Any]:
     return {k: v for k, v in attributes.items() if k != "exception.stacktrace"}
+
+
+@pytest.mark.parametrize(
+    ("limits", "lean"),
+    [
+        (SpanLimits(), True),
+        (SpanLimits(max_span_attributes=SpanLimits.UNSET, max_links=5000), True),
+        (SpanLimits(max_span_attribute_length=64), False),
+        (SpanLimits(max_attribute_length=64), False),
+        (SpanLimits(max_span_attributes=lean_span.MOST_ATTRIBUTES - 1), False),
+        (SpanLimits(max_event_attributes=2), False),
+    ],
+)
+def test_limits_that_would_change_an_attribute_leave_spans_to_the_sdk(limits: SpanLimits, lean: bool) -> None:
+    assert lean_span.limits_keep_values(limits) is lean
+
+
+def test_with_such_limits_the_sdks_tracer_starts_the_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    limited = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=4))
+    monkeypatch.setattr(lean_span.trace, "get_tracer_provider", lambda: limited)
+    monkeypatch.setattr(lean_span, "_sdk", None)
+    assert lean_span._sdk_tracer() is None
