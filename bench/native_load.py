@@ -91,7 +91,7 @@ def run_native_load(spec: LoadSpec, probes: Any | None, *, start_timeout_s: floa
             raise RuntimeError("load generator hung") from None
         reader.join(timeout=10)
         if proc.returncode != 0:
-            raise RuntimeError(f"load generator failed (exit {proc.returncode}): {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"load generator failed (exit {proc.returncode}): {_stderr(proc)}")
     finally:
         if proc.poll() is None:
             proc.kill()

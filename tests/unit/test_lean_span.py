@@ -7,7 +7,7 @@ times set equal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -56,7 +56,7 @@ def provider() -> TracerProvider:
 
 
 @pytest.fixture
-def configure(provider: TracerProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+def configure(provider: TracerProvider, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     def _configure(sampler: Sampler, trace_id: int) -> None:
         # The provider keeps one tracer per scope, made with its sampler and id generator then:
         # both paths use that tracer, so it is the one to configure.
@@ -65,8 +65,7 @@ def configure(provider: TracerProvider, monkeypatch: pytest.MonkeyPatch) -> Iter
         monkeypatch.setattr(sdk_tracer, "id_generator", FixedIds(trace_id))
         monkeypatch.setattr(lean_span, "_sdk", None)
 
-    yield _configure
-    lean_span._sdk = None
+    return _configure  # monkeypatch puts the tracer and lean_span's cache back after the test
 
 
 def _both(
