@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -61,12 +62,17 @@ def post_events() -> Response:
 
     max_bytes = config["SENTINEL_MAX_EVENT_BYTES"]
     prepared: list[tuple[str, bytes | None, bytes]] = []
-    fresh_ids = iter(events.new_event_ids(len(candidates)))
+    fresh_ids: Iterator[str] | None = None  # drawn only when an event comes without an id
     for index, event in enumerate(candidates):
         problem = events.validate(event)
         if problem is not None:
             return _refuse(400, "invalid_event", len(candidates), index=index, **problem.as_dict())
-        event_id = event.get("event_id") or next(fresh_ids)
+        event_id = event.get("event_id")
+        if not event_id:
+            if fresh_ids is None:
+                # One read of the OS's random source for the rest of the request's events.
+                fresh_ids = iter(events.new_event_ids(len(candidates) - index))
+            event_id = next(fresh_ids)
         event["event_id"] = event_id
         value = orjson.dumps(event)
         if len(value) > max_bytes:

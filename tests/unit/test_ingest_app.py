@@ -76,6 +76,19 @@ def test_a_valid_event_id_is_kept(client: FlaskClient, publisher: FakePublisher)
     assert [_headers(m)[semconv.HEADER_EVENT_ID].decode() for m in publisher.messages] == ids
 
 
+def test_events_without_an_id_after_one_with_an_id_get_distinct_v4_ids(
+    client: FlaskClient, publisher: FakePublisher
+) -> None:
+    response = _post(client, [{"type": "a"}, {"type": "b", "event_id": EVENT_ID}, {"type": "c"}, {"type": "d"}])
+    assert response.status_code == 202
+    ids = response.get_json()["event_ids"]
+    assert ids[1] == EVENT_ID
+    fresh = [uuid.UUID(ids[i]) for i in (0, 2, 3)]
+    assert [u.version for u in fresh] == [4, 4, 4]
+    assert len(set(ids)) == 4
+    assert [orjson.loads(m.value)["event_id"] for m in publisher.messages] == ids
+
+
 def test_the_session_id_is_the_message_key(client: FlaskClient, publisher: FakePublisher) -> None:
     _post(client, [{"type": "a", "session_id": "s-1"}, {"type": "b"}])
     assert [m.key for m in publisher.messages] == [b"s-1", None]
