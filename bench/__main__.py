@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-procs", type=int, default=None, help="load generator processes (default 4)")
     parser.add_argument("--conns", type=int, default=None, help="connections per load process (default 8)")
     parser.add_argument(
-        "--rounds", type=int, default=None, help="alternating rounds of the throughput scenarios (default 2, quick 1)"
+        "--rounds", type=int, default=None, help="alternating rounds of the throughput scenarios (default 3, quick 1)"
     )
     parser.add_argument(
         "--load-generator",
@@ -73,12 +73,14 @@ def _names(allowed: tuple[str, ...]) -> Any:
 def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...], rounds: int = 1) -> list[tuple[str, list[str]]]:
     """(tracing config, scenarios run under it), in run order.
 
-    Throughput runs under every chosen config, `rounds` times, the configs alternating (off, 10%,
-    100%, off, ...): the host's speed drifts within minutes, and alternation spreads the drift over
-    every config instead of one. The Celery hop runs once, in the first round, under tracing off (the
-    baseline has no tracing either; it alternates its own rounds), and latency once, in the last
-    round, under 100% sampling (the production setting), each falling back to the first chosen
-    config. Tracing off first and 100% last: each needs one restart per round.
+    Throughput runs under every chosen config, `rounds` times, the configs alternating: the host's
+    speed drifts within minutes, and alternation spreads the drift over every config instead of
+    one. Each round starts one config further on (off, 10%, 100%; then 10%, 100%, off; then 100%,
+    off, 10%), so over as many rounds as configs each config runs once in each position, and a
+    trend through the run (a broker warming up, a host slowing down) favours none. The Celery hop
+    runs once, in the first round, under tracing off (the baseline has no tracing either; it
+    alternates its own rounds), and latency once, in the last round, under 100% sampling (the
+    production setting), each falling back to the first chosen config.
     """
     from bench.pipeline import SAMPLED_10, SAMPLED_100, TRACING_OFF
 
@@ -87,7 +89,8 @@ def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...], rounds: int = 1) 
     latency_under = SAMPLED_100 if SAMPLED_100 in order else order[0]
     steps = []
     for round_no in range(1, rounds + 1):
-        for config in order:
+        shift = (round_no - 1) % len(order)
+        for config in order[shift:] + order[:shift]:
             todo = [s for s in ("batched", "single") if s in scenarios]
             if "celery_hop" in scenarios and config == hop_under and round_no == 1:
                 todo.append("celery_hop")

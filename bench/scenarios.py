@@ -45,8 +45,9 @@ class Sizes:
     """How long and how much; `--quick` and full mode differ only here."""
 
     throughput_s: float  # load time per throughput scenario, per round
-    # Rounds of the tracing configurations (off, 10%, 100%, off, ...): the median of each
-    # scenario's rounds counts, so a drift in the host's speed reaches every configuration.
+    # Rounds of the tracing configurations (off, 10%, 100%; 10%, 100%, off; ...): the median of
+    # each scenario's rounds counts, so a drift in the host's speed reaches every configuration,
+    # and with three rounds one round at an odd moment of the host does not move the figure.
     throughput_rounds: int
     batched_max_events: int  # count bound per batched scenario (the time bound usually ends it first)
     single_max_events: int
@@ -76,7 +77,7 @@ QUICK = Sizes(
 )
 FULL = Sizes(
     throughput_s=15.0,
-    throughput_rounds=2,
+    throughput_rounds=3,
     batched_max_events=2_000_000,
     single_max_events=200_000,
     latency_s=20.0,

@@ -115,16 +115,22 @@ def test_plan_runs_latency_at_full_sampling_and_the_hop_without_tracing() -> Non
     assert plan(("latency",), ("sampled_10",)) == [("sampled_10", ["latency"])]
 
 
-def test_rounds_alternate_the_configs_with_the_hop_first_and_latency_last() -> None:
-    steps = plan(("batched", "single", "latency", "celery_hop"), ("tracing_off", "sampled_100", "sampled_10"), 2)
+def test_rounds_rotate_the_configs_with_the_hop_first_and_latency_in_the_last_round() -> None:
+    steps = plan(("batched", "single", "latency", "celery_hop"), ("tracing_off", "sampled_100", "sampled_10"), 3)
     assert steps == [
         ("tracing_off", ["batched", "single", "celery_hop"]),
         ("sampled_10", ["batched", "single"]),
         ("sampled_100", ["batched", "single"]),
+        ("sampled_10", ["batched", "single"]),
+        ("sampled_100", ["batched", "single"]),
+        ("tracing_off", ["batched", "single"]),
+        ("sampled_100", ["batched", "single", "latency"]),
         ("tracing_off", ["batched", "single"]),
         ("sampled_10", ["batched", "single"]),
-        ("sampled_100", ["batched", "single", "latency"]),
     ]
+    # Each config runs once in each position of a round.
+    positions = {config: sorted(i % 3 for i, (c, _) in enumerate(steps) if c == config) for config, _ in steps}
+    assert all(found == [0, 1, 2] for found in positions.values())
     assert plan(("latency", "celery_hop"), ("tracing_off",), 3) == [
         ("tracing_off", ["celery_hop"]),
         ("tracing_off", ["latency"]),
