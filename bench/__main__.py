@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         document["errors"].append(f"chart: {type(exc).__name__}: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=2) + "\n")
+    for line in report.target_lines(document["targets"]):
+        log(line)
     log(f"wrote {json_path} (and its .png) in {time.monotonic() - started:.0f}s")
     print(json.dumps(document, indent=2))
     return 1 if document["errors"] else 0

@@ -126,6 +126,22 @@ def evaluate_targets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per target for the progress log: met, missed (with the share reached) or not measured."""
+    met = sum(1 for t in targets.values() if t["met"])
+    measured = sum(1 for t in targets.values() if t["met"] is not None)
+    lines = [f"targets: {met} of {len(targets)} met ({measured} measured)"]
+    for name, t in targets.items():
+        if t["met"] is None:
+            lines.append(f"  {name}: not measured (target {t['op']} {t['target']:,})")
+            continue
+        value, goal = t["measured"], t["target"]
+        share = value / goal if t["op"] == ">=" else goal / value if value else math.inf
+        verdict = "met" if t["met"] else f"missed, {share:.0%} of the way"
+        lines.append(f"  {name}: {value:,} ({t['op']} {goal:,}): {verdict}")
+    return lines
+
+
 def build_document(
     *,
     machine: dict[str, Any],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import median_result, plan
-from bench.report import build_document, evaluate_targets, latency_summary, percentile, write_chart
+from bench.report import build_document, evaluate_targets, latency_summary, percentile, target_lines, write_chart
 
 TOP_LEVEL = {
     "machine",
@@ -90,6 +90,22 @@ def test_targets_are_judged_by_direction() -> None:
     assert targets["celery_hop_ratio"]["met"] is True
     assert targets["latency_p99_ms_at_2000"]["op"] == "<="
     assert targets["latency_p99_ms_at_2000"]["met"] is False  # 1,200 ms > 1 s
+
+
+def test_the_log_names_each_target_met_missed_or_unmeasured() -> None:
+    lines = target_lines(_document()["targets"])
+    assert lines[0] == "targets: 4 of 6 met (6 measured)"
+    by_name = {line.split(":")[0].strip(): line for line in lines[1:]}
+    assert by_name["batched_throughput_eps"].endswith(": met")
+    assert "missed" in by_name["single_event_throughput_eps"]
+    # Below a ">=" target: the share reached; above a "<=" one: the target over the figure.
+    assert by_name["latency_p99_ms_at_2000"] == "  latency_p99_ms_at_2000: 1,200.0 (<= 1,000): missed, 83% of the way"
+    empty = build_document(
+        machine={}, config={}, throughput={}, latency={}, celery_hop=None, peak_rss={}, duration_s=1.0
+    )
+    unmeasured = target_lines(empty["targets"])
+    assert unmeasured[0] == "targets: 0 of 6 met (0 measured)"
+    assert all("not measured" in line for line in unmeasured[1:])
 
 
 def test_unmeasured_figures_are_null_with_the_same_keys() -> None:
