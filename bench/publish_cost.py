@@ -1,0 +1,133 @@
+"""`python -m bench.publish_cost`: ingest's Kafka publisher alone, CPU per acknowledged publish.
+
+THREADS threads publish through one `KafkaPublisher`, as granian's blocking threads do in an ingest
+worker, each waiting for its own acknowledgement (acks=all, linger.ms as configured) before the
+next, to a scratch topic of the stack's broker (`bench.publish_cost`, created with the events
+topic's partition count). No HTTP, no Flask, no spans: what the publisher and librdkafka cost per
+request. The CPU is the process's, split by thread: the publishing threads, the delivery-report
+thread, librdkafka's own threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ingest_app.publisher import KafkaPublisher, OutgoingMessage
+from sentinel import settings
+
+TOPIC = "bench.publish_cost"
+_TRACEPARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
+_EVENT_ID = b"0b8e7d1c-52a4-4b6e-9f0e-3c2d1a0b9e8f"
+
+
+def ensure_topic(topic: str = TOPIC) -> None:
+    """Create `topic` unless it exists (the broker does not create topics on first use)."""
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, settings.EVENTS_TOPIC_PARTITIONS, 1)])[topic]
+    try:
+        future.result(timeout=30)
+    except Exception as exc:  # another run may have created it meanwhile
+        if topic not in admin.list_topics(timeout=10).topics:
+            raise RuntimeError(f"cannot create {topic}: {exc}") from exc
+
+
+def _thread_ticks() -> dict[int, int]:
+    """CPU ticks (user + system) of each live thread of this process."""
+    ticks = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        ticks[int(task.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _thread_name(tid: int) -> str:
+    try:
+        return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def measure(threads: int, seconds: float, events: int = 1, topic: str = TOPIC) -> dict[str, float]:
+    """Publish `events` messages per call from `threads` threads for `seconds`; CPU per publish in us,
+    in all and by kind of thread (the publishing threads are measured before they end)."""
+    publisher = KafkaPublisher(topic=topic)
+    message = OutgoingMessage(b"session", b"x" * 330, [("traceparent", _TRACEPARENT), ("event_id", _EVENT_ID)])
+    batch = [message] * events
+    publisher.publish(batch)  # the producer, its report thread and the broker connection exist first
+    counts = [0] * threads
+    errors: list[BaseException] = []
+    stop = time.monotonic() + seconds
+    measured = threading.Barrier(threads + 1)
+
+    def publish(slot: int) -> None:
+        try:
+            while time.monotonic() < stop:
+                publisher.publish(batch)
+                counts[slot] += 1
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the measuring thread
+            errors.append(exc)
+        measured.wait()  # alive until the last reading, so its CPU is still in /proc
+        measured.wait()
+
+    pool = [threading.Thread(target=publish, args=(slot,)) for slot in range(threads)]
+    before, started, cpu_before = _thread_ticks(), time.monotonic(), time.process_time()
+    for thread in pool:
+        thread.start()
+    measured.wait()
+    after, elapsed, cpu_after = _thread_ticks(), time.monotonic() - started, time.process_time()
+    measured.wait()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    publishes = sum(counts)
+    if publishes == 0:
+        raise RuntimeError(f"no publish was acknowledged in {seconds} s")
+    publishing = {thread.native_id for thread in pool}
+    by_kind = {"publishing_threads": 0, "librdkafka_threads": 0, "other_python_threads": 0}
+    for tid, ticks in after.items():
+        used = ticks - before.get(tid, 0)
+        if tid in publishing:
+            by_kind["publishing_threads"] += used
+        elif _thread_name(tid).startswith("rdk:"):
+            by_kind["librdkafka_threads"] += used
+        else:  # the delivery-report thread, and the main thread, which only waits here
+            by_kind["other_python_threads"] += used
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    return {
+        "publishes": publishes,
+        "publishes_per_s": round(publishes / elapsed),
+        "cpu_us_per_publish": round(1e6 * (cpu_after - cpu_before) / publishes, 1),
+        **{f"{kind}_us": round(used * tick_us / publishes, 1) for kind, used in by_kind.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--events", type=int, default=1, help="messages per publish (default 1)")
+    args = parser.parse_args(argv)
+    ensure_topic()
+    rounds = [measure(args.threads, args.seconds, args.events) for _ in range(args.rounds)]
+    summary = {"threads": args.threads, "events_per_publish": args.events, "topic": TOPIC, "rounds": rounds}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
