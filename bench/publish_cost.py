@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -20,12 +19,14 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.cpu import process_cpu_s
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage
 from sentinel import settings
 
 TOPIC = "bench.publish_cost"
 _TRACEPARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
 _EVENT_ID = b"0b8e7d1c-52a4-4b6e-9f0e-3c2d1a0b9e8f"
+_TASKS = Path("/proc/self/task")
 
 
 def ensure_topic(topic: str = TOPIC) -> None:
@@ -41,21 +42,19 @@ def ensure_topic(topic: str = TOPIC) -> None:
             raise RuntimeError(f"cannot create {topic}: {exc}") from exc
 
 
-def _thread_ticks() -> dict[int, int]:
-    """CPU ticks (user + system) of each live thread of this process."""
-    ticks = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        ticks[int(task.name)] = int(fields[11]) + int(fields[12])
-    return ticks
+def _thread_cpu_s() -> dict[int, float]:
+    """CPU seconds (user + system) of each live thread of this process."""
+    found = {}
+    for task in _TASKS.iterdir():
+        used = process_cpu_s(int(task.name), proc=_TASKS)  # a thread's stat reads like a process's
+        if used is not None:  # None: ended meanwhile
+            found[int(task.name)] = used
+    return found
 
 
 def _thread_name(tid: int) -> str:
     try:
-        return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        return (_TASKS / str(tid) / "comm").read_text().strip()
     except OSError:
         return "?"
 
@@ -83,11 +82,11 @@ def measure(threads: int, seconds: float, events: int = 1, topic: str = TOPIC) -
         measured.wait()
 
     pool = [threading.Thread(target=publish, args=(slot,)) for slot in range(threads)]
-    before, started, cpu_before = _thread_ticks(), time.monotonic(), time.process_time()
+    before, started, cpu_before = _thread_cpu_s(), time.monotonic(), time.process_time()
     for thread in pool:
         thread.start()
     measured.wait()
-    after, elapsed, cpu_after = _thread_ticks(), time.monotonic() - started, time.process_time()
+    after, elapsed, cpu_after = _thread_cpu_s(), time.monotonic() - started, time.process_time()
     measured.wait()
     for thread in pool:
         thread.join()
@@ -97,21 +96,20 @@ def measure(threads: int, seconds: float, events: int = 1, topic: str = TOPIC) -
     if publishes == 0:
         raise RuntimeError(f"no publish was acknowledged in {seconds} s")
     publishing = {thread.native_id for thread in pool}
-    by_kind = {"publishing_threads": 0, "librdkafka_threads": 0, "other_python_threads": 0}
-    for tid, ticks in after.items():
-        used = ticks - before.get(tid, 0)
+    by_kind = {"publishing_threads": 0.0, "librdkafka_threads": 0.0, "other_python_threads": 0.0}
+    for tid, cpu_s in after.items():
+        used = cpu_s - before.get(tid, 0.0)
         if tid in publishing:
             by_kind["publishing_threads"] += used
         elif _thread_name(tid).startswith("rdk:"):
             by_kind["librdkafka_threads"] += used
         else:  # the delivery-report thread, and the main thread, which only waits here
             by_kind["other_python_threads"] += used
-    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     return {
         "publishes": publishes,
         "publishes_per_s": round(publishes / elapsed),
         "cpu_us_per_publish": round(1e6 * (cpu_after - cpu_before) / publishes, 1),
-        **{f"{kind}_us": round(used * tick_us / publishes, 1) for kind, used in by_kind.items()},
+        **{f"{kind}_us": round(1e6 * used / publishes, 1) for kind, used in by_kind.items()},
     }
 
 
