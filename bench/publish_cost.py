@@ -17,29 +17,15 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from bench.cpu import process_cpu_s
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage
 from sentinel import settings
+from sentinel.stack import kafka
 
 TOPIC = "bench.publish_cost"
 _TRACEPARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
 _EVENT_ID = b"0b8e7d1c-52a4-4b6e-9f0e-3c2d1a0b9e8f"
 _TASKS = Path("/proc/self/task")
-
-
-def ensure_topic(topic: str = TOPIC) -> None:
-    """Create `topic` unless it exists (the broker does not create topics on first use)."""
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
-    if topic in admin.list_topics(timeout=10).topics:
-        return
-    future = admin.create_topics([NewTopic(topic, settings.EVENTS_TOPIC_PARTITIONS, 1)])[topic]
-    try:
-        future.result(timeout=30)
-    except Exception as exc:  # another run may have created it meanwhile
-        if topic not in admin.list_topics(timeout=10).topics:
-            raise RuntimeError(f"cannot create {topic}: {exc}") from exc
 
 
 def _thread_cpu_s() -> dict[int, float]:
@@ -120,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--events", type=int, default=1, help="messages per publish (default 1)")
     args = parser.parse_args(argv)
-    ensure_topic()
+    kafka.ensure_topic(TOPIC, settings.EVENTS_TOPIC_PARTITIONS)
     rounds = [measure(args.threads, args.seconds, args.events) for _ in range(args.rounds)]
     summary = {"threads": args.threads, "events_per_publish": args.events, "topic": TOPIC, "rounds": rounds}
     print(json.dumps(summary, indent=2))

@@ -11,7 +11,9 @@ from sentinel import settings
 from sentinel.stack.runner import Service, ServiceError, run_checked
 
 if TYPE_CHECKING:
-    from confluent_kafka.admin import TopicMetadata
+    from collections.abc import Mapping
+
+    from confluent_kafka.admin import AdminClient, NewTopic, TopicMetadata
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 
@@ -138,11 +140,27 @@ def ensure_topics() -> None:
 
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     existing = admin.list_topics(timeout=10).topics
-    wanted = [
-        NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
-        NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"}),
-    ]
     _check_partitions(existing.get(settings.EVENTS_TOPIC))
+    _create_missing(
+        admin,
+        existing,
+        [
+            NewTopic(settings.EVENTS_TOPIC, settings.EVENTS_TOPIC_PARTITIONS, 1),
+            NewTopic(settings.DLQ_TOPIC, 1, 1, config={"max.message.bytes": "8388608"}),
+        ],
+    )
+
+
+def ensure_topic(name: str, partitions: int) -> None:
+    """Create topic `name` with `partitions` if missing (the broker does not create topics on first use)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    _create_missing(admin, admin.list_topics(timeout=10).topics, [NewTopic(name, partitions, 1)])
+
+
+def _create_missing(admin: AdminClient, existing: Mapping[str, object], wanted: list[NewTopic]) -> None:
+    """Create each of `wanted` not in `existing`; one created meanwhile by someone else is fine."""
     missing = [t for t in wanted if t.topic not in existing]
     if not missing:
         return

@@ -8,6 +8,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench import publish_cost
 from sentinel import settings
+from sentinel.stack import kafka
 
 
 def _log_end(topic: str) -> int:
@@ -21,8 +22,8 @@ def _log_end(topic: str) -> int:
 
 def test_the_publisher_is_measured_on_acknowledged_messages() -> None:
     topic = f"sentinel.test.publish-cost.{uuid.uuid4().hex[:8]}"
-    publish_cost.ensure_topic(topic)
-    publish_cost.ensure_topic(topic)  # a second call finds it
+    kafka.ensure_topic(topic, settings.EVENTS_TOPIC_PARTITIONS)
+    kafka.ensure_topic(topic, settings.EVENTS_TOPIC_PARTITIONS)  # a second call finds it
     result = publish_cost.measure(threads=2, seconds=0.5, events=3, topic=topic)
     assert result["publishes"] > 0 and result["publishes_per_s"] > 0
     assert result["cpu_us_per_publish"] > 0
