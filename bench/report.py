@@ -136,9 +136,13 @@ def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"  {name}: not measured (target {t['op']} {t['target']:,})")
             continue
         value, goal = t["measured"], t["target"]
-        share = value / goal if t["op"] == ">=" else goal / value if value else math.inf
-        verdict = "met" if t["met"] else f"missed, {share:.0%} of the way"
-        lines.append(f"  {name}: {value:,} ({t['op']} {goal:,}): {verdict}")
+        figure = f"  {name}: {value:,} ({t['op']} {goal:,})"
+        if t["met"]:
+            lines.append(f"{figure}: met")
+            continue
+        # Missed: a figure that misses a "<=" target is above a positive number, so never 0.
+        share = value / goal if t["op"] == ">=" else goal / value
+        lines.append(f"{figure}: missed, {share:.0%} of the way")
     return lines
 
 
