@@ -24,7 +24,7 @@ are started by the SDK's tracer instead, which applies them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from contextvars import Token
 from time import time_ns
@@ -113,10 +113,19 @@ class LeanSpan(Span):
         if self._end_time is not None:
             log.warning("Calling add_link() on an ended span.")
             return
-        if context.is_valid or attributes or context.trace_state:  # the SDK's own test
+        if _kept_by_sdk(context, attributes):
             if not self._links:
                 self._links = []
             self._links.append(trace.Link(context, attributes))
+
+    def add_links(self, links: Sequence[trace.Link]) -> None:
+        """`add_link` for links already built: kept as given, not rebuilt one by one."""
+        if self._end_time is not None:
+            log.warning("Calling add_link() on an ended span.")
+            return
+        kept = [link for link in links if _kept_by_sdk(link.context, link.attributes)]
+        if kept:
+            self._links = [*self._links, *kept]
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
@@ -125,6 +134,21 @@ class LeanSpan(Span):
         self._end_time = time_ns() if end_time is None else end_time
         # The span itself, not a copy: nothing changes it once ended.
         self._span_processor.on_end(self)
+
+
+def _kept_by_sdk(context: SpanContext, attributes: types.Attributes) -> bool:
+    """The SDK's own test in `Span.add_link`: a link to nothing, saying nothing, is dropped."""
+    return bool(context.is_valid or attributes or context.trace_state)
+
+
+def add_links(span: trace.Span, links: Sequence[trace.Link]) -> None:
+    """Add `links` to `span`: a LeanSpan keeps the Link objects given, any other span is handed
+    each one's context and attributes (the SDK's span builds its own Link from them)."""
+    if isinstance(span, LeanSpan):
+        span.add_links(links)
+        return
+    for link in links:
+        span.add_link(link.context, link.attributes)
 
 
 def start_span(

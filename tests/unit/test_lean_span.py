@@ -201,6 +201,34 @@ def test_an_ended_span_changes_no_more(
     assert exported.status.status_code is StatusCode.UNSET
 
 
+LINKS = [
+    trace.Link(SpanContext(0xBEEF, 0xA1, is_remote=True, trace_flags=TraceFlags(1)), {"messaging.kafka.offset": 7}),
+    trace.Link(SpanContext(0xCAFE, 0xB2, is_remote=True), {"messaging.batch.message_count": 3}),
+    trace.Link(trace.INVALID_SPAN_CONTEXT),  # a link to nothing, saying nothing: the SDK drops it
+]
+
+
+def test_links_added_ready_built_export_as_the_sdks_add_link(
+    provider: TracerProvider, configure: Callable[..., None], spans: InMemorySpanExporter
+) -> None:
+    configure(ParentBased(ALWAYS_ON), SAMPLED_BY_HALF)
+
+    def linked(start: Callable[..., trace.Span]) -> trace.Span:
+        span = start("clickhouse.insert_batch", kind=SpanKind.CLIENT, attributes=ATTRIBUTES)
+        lean_span.add_links(span, LINKS[:1])  # the SDK's span: through add_link
+        lean_span.add_links(span, LINKS[1:])
+        span.end()
+        lean_span.add_links(span, LINKS)  # ended: nothing more is kept
+        return span
+
+    by_sdk, by_lean = _both(provider, linked)
+    assert isinstance(by_lean, lean_span.LeanSpan)
+    assert not isinstance(by_sdk, lean_span.LeanSpan)
+    sdk_form, lean_form = spans.get_finished_spans()
+    assert [link.context.span_id for link in lean_form.links] == [0xA1, 0xB2]
+    assert _exported_bytes(lean_form) == _exported_bytes(sdk_form)
+
+
 def test_without_an_sdk_provider_the_api_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lean_span.trace, "get_tracer_provider", trace.NoOpTracerProvider)
     monkeypatch.setattr(lean_span, "_sdk", None)

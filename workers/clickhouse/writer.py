@@ -103,8 +103,7 @@ def _link_events(span: Span, chunk: Chunk) -> None:
     """
     links = event_links(chunk)
     limit = span_limits().max_links or len(links) or 1
-    for link in links[:limit]:
-        span.add_link(link.context, link.attributes)
+    lean_span.add_links(span, links[:limit])
     for start in range(limit, len(links), limit):
         tracer().start_span(f"{semconv.SPAN_INSERT}.links", links=links[start : start + limit]).end()
 
