@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 from ingest_app import server_span
 from ingest_app.auth import parse_tokens
-from ingest_app.publisher import KafkaPublisher
+from ingest_app.events_endpoint import EventsEndpoint
+from ingest_app.publisher import APP_EXTENSION, KafkaPublisher
 from ingest_app.request_uri import with_request_uri
 from sentinel import metrics, settings
 
@@ -38,7 +39,7 @@ def init_app(app: Flask) -> None:
     """Attach the Kafka publisher, the routes, JSON errors and the server span (see server_span)."""
     from ingest_app.routes import bp
 
-    app.extensions["sentinel.publisher"] = app.config["SENTINEL_PUBLISHER"] or KafkaPublisher()
+    app.extensions[APP_EXTENSION] = app.config["SENTINEL_PUBLISHER"] or KafkaPublisher()
     app.register_blueprint(bp)
 
     @app.errorhandler(HTTPException)
@@ -53,6 +54,9 @@ def init_app(app: Flask) -> None:
     recorder = app.config["SENTINEL_SERVER_SPAN"]
     if recorder == server_span.HOOKS:
         server_span.init_app(app)
+        # POST /events is answered before Flask's request handling (events_endpoint says why);
+        # the instrumentation below would not see it, so it keeps the Flask view.
+        app.wsgi_app = EventsEndpoint(app, app.wsgi_app)  # type: ignore[method-assign]
     elif recorder == server_span.FLASK_INSTRUMENTATION:
         untraced = ",".join(path.lstrip("/") for path in sorted(server_span.UNTRACED_PATHS))
         FlaskInstrumentor().instrument_app(app, excluded_urls=untraced)

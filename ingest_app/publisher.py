@@ -19,6 +19,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from sentinel import settings
 
+# Where `ingest_app.init_app` keeps the app's publisher (Flask's `app.extensions`).
+APP_EXTENSION = "sentinel.publisher"
+
 
 class PublishUnavailable(RuntimeError):
     """Kafka did not acknowledge every event in time; the client should retry later."""

@@ -1,4 +1,5 @@
-"""Ingest's SERVER span (`POST /events`), recorded by three Flask hooks.
+"""Ingest's SERVER span (`POST /events`): started and ended here, by `events_endpoint` for
+POST /events and by three Flask hooks for every other traced request.
 
 The same span the OTel Flask instrumentation records, at a fraction of its cost: the same name
 (`{method} {route}`), kind, parent (the caller's W3C context, read with the global propagator),
@@ -16,8 +17,8 @@ Kafka under load.
 `SENTINEL_INGEST_SERVER_SPAN=flask-instrumentation` puts the instrumentation back.
 
 Differences, both deliberate: a request that matches no route is named `{method}` alone (the HTTP
-conventions' low-cardinality name; the instrumentation used the raw path), and the span starts
-once Flask has matched the route, not when the server handed over the request (~20 us earlier).
+conventions' low-cardinality name; the instrumentation used the raw path), and a request Flask
+serves starts its span once Flask has matched the route, not when the server handed it over.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ RECORDERS = (HOOKS, FLASK_INSTRUMENTATION)
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _SPAN_KEY = "sentinel.server_span"
-# What _start leaves in the environ for the other hooks: the span and the token that detaches it.
-_Started = tuple[Span, Token[Context]]
+# A started server span and the token that detaches it (the hooks keep it in the environ).
+Started = tuple[Span, Token[Context]]
 
 
 def init_app(app: Flask) -> None:
@@ -80,14 +81,11 @@ def request_attributes(environ: dict[str, Any], route: str | None) -> dict[str, 
     return attributes
 
 
-def _start() -> None:
-    environ = request.environ
-    if environ.get("PATH_INFO") in UNTRACED_PATHS:
-        return
+def start_server_span(environ: dict[str, Any], route: str | None) -> Started:
+    """Start the SERVER span of the request in `environ`, matched to `route` (None: no route),
+    as the caller's child, and make it current; `end_server_span` ends it and restores the context."""
     # The WSGI instrumentation's getter: reads `traceparent` etc. from HTTP_* keys, nothing else.
     parent = propagate.extract(environ, getter=wsgi_getter)
-    rule = request.url_rule
-    route = rule.rule if rule is not None else None
     method = environ.get("REQUEST_METHOD", "")
     span = lean_span.start_span(
         f"{method} {route}" if route else method,
@@ -95,26 +93,42 @@ def _start() -> None:
         kind=SpanKind.SERVER,
         attributes=request_attributes(environ, route),
     )
-    environ[_SPAN_KEY] = (span, context.attach(trace.set_span_in_context(span, parent)))
+    return span, context.attach(trace.set_span_in_context(span, parent))
 
 
-def _record_status(response: Response) -> Response:
-    started: _Started | None = request.environ.get(_SPAN_KEY)
-    if started is not None:
-        span = started[0]
-        span.set_attribute(semconv.HTTP_STATUS_CODE, response.status_code)
-        if response.status_code >= 500:  # a server's 4xx is the client's error, not the span's
-            span.set_status(Status(StatusCode.ERROR))
-    return response
+def record_status(span: Span, status_code: int) -> None:
+    """The response's status on the span; a 5xx marks it failed (a 4xx is the client's error)."""
+    span.set_attribute(semconv.HTTP_STATUS_CODE, status_code)
+    if status_code >= 500:
+        span.set_status(Status(StatusCode.ERROR))
 
 
-def _end(exc: BaseException | None) -> None:
-    started: _Started | None = request.environ.pop(_SPAN_KEY, None)
-    if started is None:
-        return
+def end_server_span(started: Started, exc: BaseException | None) -> None:
+    """End the span (recording `exc`, the request's unhandled exception, if any) and detach it."""
     span, token = started
     if exc is not None:
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
     span.end()
     context.detach(token)
+
+
+def _start() -> None:
+    environ = request.environ
+    if environ.get("PATH_INFO") in UNTRACED_PATHS:
+        return
+    rule = request.url_rule
+    environ[_SPAN_KEY] = start_server_span(environ, rule.rule if rule is not None else None)
+
+
+def _record_status(response: Response) -> Response:
+    started: Started | None = request.environ.get(_SPAN_KEY)
+    if started is not None:
+        record_status(started[0], response.status_code)
+    return response
+
+
+def _end(exc: BaseException | None) -> None:
+    started: Started | None = request.environ.pop(_SPAN_KEY, None)
+    if started is not None:
+        end_server_span(started, exc)

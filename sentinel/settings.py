@@ -98,8 +98,9 @@ INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
 # Comma-separated bearer tokens; empty means ingest is open (loopback development).
 INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
-# Who records ingest's SERVER span: "hooks" (ingest_app/server_span.py, the same span for less CPU)
-# or "flask-instrumentation" (the OTel Flask instrumentation).
+# Who records ingest's SERVER span: "hooks" (ingest_app/server_span.py, the same span for less CPU;
+# POST /events is then answered in front of Flask, by ingest_app/events_endpoint.py) or
+# "flask-instrumentation" (the OTel Flask instrumentation, with POST /events served by Flask's view).
 INGEST_SERVER_SPAN = _str("SENTINEL_INGEST_SERVER_SPAN", "hooks")
 
 # Bridge consumers per `python -m workers.bridge`: processes in one consumer group, each owning some
