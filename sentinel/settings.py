@@ -85,6 +85,12 @@ BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
 # Producer compression. On loopback it only costs CPU (ingest compresses, the broker and the bridge
 # decompress); across a network, lz4 (the k8s ConfigMap's choice) saves more than it costs.
 KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")
+# How long ingest's producer holds a batch open for more requests' events (librdkafka's linger.ms).
+# Each request waits for its batch's acknowledgement, so with one event per POST a shorter linger
+# means more requests per second from the same clients. Single-event at 100% sampling, 6 alternating
+# trials each: 5 ms 1,937 events/s on average with the cores 86-92% busy, 10 ms 1,795 at 80-85%;
+# Kafka 66-96 against 65-82 us per event. 2 ms gave 2,045 (3 trials; docs/performance.md, "Ninth round").
+INGEST_KAFKA_LINGER_MS = _int("SENTINEL_INGEST_KAFKA_LINGER_MS", 5)
 
 # Ingest limits.
 # Server processes, and Python threads per process running the app: a request mostly waits for
