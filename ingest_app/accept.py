@@ -7,17 +7,28 @@ Flask instrumentation records the server span); both answer with the `Reply` ret
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import orjson
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from werkzeug.wrappers import Request
 
 from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
 from sentinel import events, lean_span, metrics, propagation, semconv
+
+
+class Incoming(NamedTuple):
+    """What POST /events reads of its request, with Werkzeug's meaning (Flask's `Request` gives
+    the same values)."""
+
+    authorization: str | None  # the Authorization header
+    content_type: str | None
+    content_length: int | None  # None when the body is streamed (chunked)
+    # The whole body; raises Werkzeug's RequestEntityTooLarge beyond MAX_CONTENT_LENGTH and
+    # ClientDisconnected for a body cut short.
+    read_body: Callable[[], bytes]
 
 
 class Reply(NamedTuple):
@@ -32,10 +43,10 @@ def _refuse(status: int, reason: str, rejected: int, /, **detail: Any) -> Reply:
     return Reply(status, {"error": reason, **detail})
 
 
-def accept_events(request: Request, config: Mapping[str, Any], publisher: KafkaPublisher) -> Reply:
-    """The answer to one POST /events. Raises what reading the body raises (werkzeug's
-    HTTPException for a body over `request.max_content_length` or cut short); the caller answers it."""
-    if not authorized(request.headers.get("Authorization"), config["SENTINEL_TOKENS"]):
+def accept_events(request: Incoming, config: Mapping[str, Any], publisher: KafkaPublisher) -> Reply:
+    """The answer to one POST /events. Raises what `request.read_body` raises (Werkzeug's
+    HTTPException); the caller answers it."""
+    if not authorized(request.authorization, config["SENTINEL_TOKENS"]):
         metrics.INGEST_REQUESTS.labels("401").inc()
         return Reply(
             401,
@@ -44,7 +55,7 @@ def accept_events(request: Request, config: Mapping[str, Any], publisher: KafkaP
         )
     limit = config["MAX_CONTENT_LENGTH"]
     try:
-        body = request.get_data(cache=False)
+        body = request.read_body()
     except OSError:
         # The client stopped sending its body (the socket read timed out): free the thread.
         return _refuse(408, "body_timeout", 1, detail="the request body did not arrive in time")

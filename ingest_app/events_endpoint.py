@@ -7,7 +7,8 @@ sampling, this path in 95-100 and 179-206. Behind granian with Kafka, under load
 ~35% less CPU per event, and single-event throughput at 100% sampling rose by a quarter
 (docs/performance.md, "Ninth round").
 
-The work is `accept.accept_events`, the same function the Flask view calls; the server span is
+The work is `accept.accept_events`, the same function the Flask view calls, given what Flask's
+Request would give it (read from the environ as Werkzeug reads it); the server span is
 `server_span`'s. The rare answers stay Flask's own: an HTTP error raised while reading the body
 (413 over MAX_CONTENT_LENGTH, 400 for a body cut short) goes to the app's error handlers, and an
 unhandled exception to `Flask.handle_exception` (logged, a JSON 500, or raised in testing), each
@@ -18,6 +19,7 @@ other paths and the operator endpoints are Flask's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import orjson
@@ -25,10 +27,10 @@ from flask import Flask
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from ingest_app import server_span
-from ingest_app.accept import accept_events
+from ingest_app.accept import Incoming, accept_events
 from ingest_app.publisher import APP_EXTENSION
 
 if TYPE_CHECKING:
@@ -40,6 +42,10 @@ E = TypeVar("E", bound=Exception)
 
 def _status_line(code: int) -> str:
     return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"  # as Werkzeug writes it
+
+
+def _read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
+    return get_input_stream(environ, max_content_length=limit).read()
 
 
 class EventsEndpoint:
@@ -67,8 +73,14 @@ class EventsEndpoint:
         self, environ: WSGIEnvironment, start_response: StartResponse, started: server_span.Started
     ) -> Iterable[bytes]:
         app = self._app
-        request = Request(environ)
-        request.max_content_length = app.config["MAX_CONTENT_LENGTH"]  # as Flask's Request reads it
+        # What Flask's Request would read, straight from the environ: its headers are these keys,
+        # and its get_data reads this stream (get_input_stream with MAX_CONTENT_LENGTH).
+        request = Incoming(
+            environ.get("HTTP_AUTHORIZATION"),
+            environ.get("CONTENT_TYPE"),
+            get_content_length(environ),
+            partial(_read_body, environ, app.config["MAX_CONTENT_LENGTH"]),
+        )
         try:
             status, payload, headers = accept_events(request, app.config, app.extensions[APP_EXTENSION])
         except HTTPException as exc:  # raised while reading the body: 413, or 400 for a body cut short

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 
-from ingest_app.accept import accept_events
+from ingest_app.accept import Incoming, accept_events
 from ingest_app.publisher import APP_EXTENSION, KafkaPublisher
 from sentinel import metrics
 
@@ -22,7 +23,13 @@ def _json(payload: Any, status: int, **headers: str) -> Response:
 def post_events() -> Response:
     """POST /events through Flask: served so only when the OTel Flask instrumentation records the
     server span (SENTINEL_INGEST_SERVER_SPAN); otherwise `events_endpoint` answers it first."""
-    reply = accept_events(request, current_app.config, current_app.extensions[APP_EXTENSION])
+    incoming = Incoming(
+        request.headers.get("Authorization"),
+        request.content_type,
+        request.content_length,
+        partial(request.get_data, cache=False),
+    )
+    reply = accept_events(incoming, current_app.config, current_app.extensions[APP_EXTENSION])
     return _json(reply.payload, reply.status, **reply.headers)
 
 

@@ -21,6 +21,8 @@ from tests.unit.conftest import FakePublisher
 EVENT = {"event_id": "0c9a3d5e-1111-4222-8333-444455556666", "type": "tool_call", "session_id": "s-1"}
 OTHER = {"event_id": "7d1e2f3a-5555-4666-8777-888899990000", "type": "tool_result", "session_id": "s-2"}
 TOKEN = "t0ken"
+# A streamed body, as a server that de-chunks it says: no Content-Length, the input ends on its own.
+CHUNKED = {"CONTENT_LENGTH": None, "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
 
 
 class _BrokenPublisher(FakePublisher):
@@ -60,6 +62,32 @@ CASES: dict[str, tuple[dict[str, Any], str, str, str, dict[str, Any]]] = {
     ),
     "kafka unavailable": ({}, "unavailable", "POST", "/events", {"json": EVENT}),
     "unhandled error": ({}, "broken", "POST", "/events", {"json": EVENT}),
+    "body cut short": (
+        {},
+        "ok",
+        "POST",
+        "/events",
+        {
+            "data": orjson.dumps(EVENT),
+            "content_type": "application/json",
+            "environ_overrides": {"CONTENT_LENGTH": "400"},
+        },
+    ),
+    "chunked body": ({}, "ok", "POST", "/events", {"data": orjson.dumps(EVENT), "environ_overrides": CHUNKED}),
+    "chunked body over the limit": (
+        {"MAX_CONTENT_LENGTH": 32},
+        "ok",
+        "POST",
+        "/events",
+        {"data": orjson.dumps(EVENT), "environ_overrides": CHUNKED},
+    ),
+    "invalid Content-Length": (
+        {},
+        "ok",
+        "POST",
+        "/events",
+        {"data": orjson.dumps(EVENT), "environ_overrides": {"CONTENT_LENGTH": "12abc"}},
+    ),
     "GET /events": ({}, "ok", "GET", "/events", {}),
     "POST /events/": ({}, "ok", "POST", "/events/", {"json": EVENT}),
 }
