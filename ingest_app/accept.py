@@ -8,6 +8,7 @@ Flask instrumentation records the server span); both answer with the `Reply` ret
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
@@ -34,7 +35,7 @@ class Incoming(NamedTuple):
 class Reply(NamedTuple):
     status: int
     payload: dict[str, Any]
-    headers: Mapping[str, str] = {}
+    headers: Mapping[str, str] = MappingProxyType({})  # extra response headers
 
 
 def _refuse(status: int, reason: str, rejected: int, /, **detail: Any) -> Reply:

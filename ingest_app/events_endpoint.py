@@ -2,10 +2,9 @@
 
 Why: with one event per POST, Flask's per-request machinery (request and app contexts, URL
 adapter, hooks, signals, the response object) cost more than the work it wraps. Called directly
-in one thread, the app answered a single-event POST in 233-290 us untraced and 368-403 at 100%
-sampling, this path in 95-100 and 179-206. Behind granian with Kafka, under load, ingest spent
-~35% less CPU per event, and single-event throughput at 100% sampling rose by a quarter
-(docs/performance.md, "Ninth round").
+in one thread, a single-event POST took 111-128 us untraced through Flask's view and 28-31 here;
+recording spans, 136-171 against 40-60. In the pipeline at 100% sampling, ingest's CPU per event
+fell by about a quarter (docs/performance.md, "Ninth round").
 
 The work is `accept.accept_events`, the same function the Flask view calls, given what Flask's
 Request would give it (read from the environ as Werkzeug reads it); the server span is
@@ -18,12 +17,12 @@ other paths and the operator endpoints are Flask's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import orjson
-from flask import Flask
+from flask import Flask, Response
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -40,12 +39,22 @@ PATH = "/events"
 E = TypeVar("E", bound=Exception)
 
 
-def _status_line(code: int) -> str:
-    return f"{code} {HTTP_STATUS_CODES.get(code, 'UNKNOWN').upper()}"  # as Werkzeug writes it
-
-
 def _read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
     return get_input_stream(environ, max_content_length=limit).read()
+
+
+class _JsonAnswer(NamedTuple):
+    """A WSGI response with a JSON body, written as Werkzeug's Response writes it."""
+
+    status_code: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        status = f"{self.status_code} {HTTP_STATUS_CODES.get(self.status_code, 'UNKNOWN').upper()}"
+        content = [("Content-Type", "application/json"), ("Content-Length", str(len(self.body)))]
+        start_response(status, [*content, *self.headers.items()])
+        return [self.body]
 
 
 class EventsEndpoint:
@@ -61,17 +70,20 @@ class EventsEndpoint:
         started = server_span.start_server_span(environ, PATH)
         unhandled: BaseException | None = None
         try:
-            return self._answer(environ, start_response, started)
-        except Exception as exc:  # noqa: BLE001 - answered as Flask answers any unhandled exception
-            unhandled = exc
-            # Logged, then a JSON 500 from the app's error handler (or raised again in testing).
-            return self._by_flask(environ, start_response, started, self._app.handle_exception, exc)
+            try:
+                response = self._answer(environ)
+            except Exception as exc:  # noqa: BLE001 - answered as Flask answers any unhandled exception
+                unhandled = exc
+                # Logged, then a JSON 500 from the app's error handler (or raised again in testing).
+                response = self._by_flask(environ, self._app.handle_exception, exc)
+            server_span.record_status(started[0], response.status_code)
         finally:
             server_span.end_server_span(started, unhandled)
+        # As in Flask.wsgi_app, the server's start_response is called outside the app's error
+        # handling: what it raises is the server's, not a 500 of the app.
+        return response(environ, start_response)
 
-    def _answer(
-        self, environ: WSGIEnvironment, start_response: StartResponse, started: server_span.Started
-    ) -> Iterable[bytes]:
+    def _answer(self, environ: WSGIEnvironment) -> _JsonAnswer | Response:
         app = self._app
         # What Flask's Request would read, straight from the environ: its headers are these keys,
         # and its get_data reads this stream (get_input_stream with MAX_CONTENT_LENGTH).
@@ -84,26 +96,11 @@ class EventsEndpoint:
         try:
             status, payload, headers = accept_events(request, app.config, app.extensions[APP_EXTENSION])
         except HTTPException as exc:  # raised while reading the body: 413, or 400 for a body cut short
-            return self._by_flask(environ, start_response, started, app.handle_http_exception, exc)
-        body = orjson.dumps(payload)
-        server_span.record_status(started[0], status)
-        start_response(
-            _status_line(status),
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers.items()],
-        )
-        return [body]
+            return self._by_flask(environ, app.handle_http_exception, exc)
+        return _JsonAnswer(status, orjson.dumps(payload), headers)
 
-    def _by_flask(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        started: server_span.Started,
-        handle: Callable[[E], ResponseReturnValue],
-        exc: E,
-    ) -> Iterable[bytes]:
+    def _by_flask(self, environ: WSGIEnvironment, handle: Callable[[E], ResponseReturnValue], exc: E) -> Response:
         """The response `handle(exc)`, Flask's own handling, gives, inside a request context as its
         handlers expect."""
         with self._app.request_context(environ):
-            response = self._app.make_response(handle(exc))
-        server_span.record_status(started[0], response.status_code)
-        return response(environ, start_response)
+            return self._app.make_response(handle(exc))

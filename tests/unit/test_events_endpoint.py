@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
+from werkzeug.test import EnvironBuilder, TestResponse
 
 from ingest_app import create_app
 from ingest_app.events_endpoint import EventsEndpoint
@@ -159,3 +159,17 @@ def test_an_unhandled_error_is_raised_in_testing_as_flask_does() -> None:
     app = _app("hooks", _BrokenPublisher(), TESTING=True)
     with pytest.raises(RuntimeError, match="librdkafka exploded"):
         app.test_client().post("/events", json=EVENT)
+
+
+def test_what_the_servers_start_response_raises_is_not_turned_into_a_500() -> None:
+    app = _app("hooks", FakePublisher())
+    calls: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        calls.append(status)
+        raise ConnectionError("client gone")
+
+    environ = EnvironBuilder(path="/events", method="POST", json=EVENT).get_environ()
+    with pytest.raises(ConnectionError):
+        app.wsgi_app(environ, start_response)
+    assert calls == ["202 ACCEPTED"]  # called once, with the answer; not again with a 500
