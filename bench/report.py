@@ -142,7 +142,8 @@ def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
             continue
         # Missed: a figure that misses a "<=" target is above a positive number, so never 0.
         share = value / goal if t["op"] == ">=" else goal / value
-        lines.append(f"{figure}: missed, {share:.0%} of the way")
+        # Rounded down: 0.599 against 0.6 is "99%", never a missed target "100% of the way".
+        lines.append(f"{figure}: missed, {math.floor(share * 100)}% of the way")
     return lines
 
 

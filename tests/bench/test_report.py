@@ -100,6 +100,8 @@ def test_the_log_names_each_target_met_missed_or_unmeasured() -> None:
     assert "missed" in by_name["single_event_throughput_eps"]
     # Below a ">=" target: the share reached; above a "<=" one: the target over the figure.
     assert by_name["latency_p99_ms_at_2000"] == "  latency_p99_ms_at_2000: 1,200.0 (<= 1,000): missed, 83% of the way"
+    near = {"celery_hop_ratio": {"measured": 0.599, "target": 0.6, "op": ">=", "met": False}}
+    assert target_lines(near)[1] == "  celery_hop_ratio: 0.599 (>= 0.6): missed, 99% of the way"
     empty = build_document(
         machine={}, config={}, throughput={}, latency={}, celery_hop=None, peak_rss={}, duration_s=1.0
     )
