@@ -236,7 +236,7 @@ def write_chart(document: dict[str, Any], path: Path) -> Path:
     ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=8)
     title = "Celery hop"
     if hop.get("ratio") is not None:
-        title += f": pipeline / direct = {hop['ratio']:.2f} (target 0.60)"
+        title += f": pipeline / direct = {hop['ratio']:.3f} (target 0.60)"
     ax.set_title(title)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("events/s, Kafka to ClickHouse")
