@@ -35,7 +35,8 @@ from ingest_app.publisher import APP_EXTENSION
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-PATH = "/events"
+# The route this answers; the Flask view of the same route (routes.py) is registered with it too.
+EVENTS_PATH = "/events"
 E = TypeVar("E", bound=Exception)
 
 
@@ -65,9 +66,9 @@ class EventsEndpoint:
         self._wsgi_app = wsgi_app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+        if environ.get("PATH_INFO") != EVENTS_PATH or environ.get("REQUEST_METHOD") != "POST":
             return self._wsgi_app(environ, start_response)
-        started = server_span.start_server_span(environ, PATH)
+        started = server_span.start_server_span(environ, EVENTS_PATH)
         unhandled: BaseException | None = None
         try:
             try:

@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Response, current_app, request
 
 from ingest_app.accept import Incoming, accept_events
+from ingest_app.events_endpoint import EVENTS_PATH
 from ingest_app.publisher import APP_EXTENSION, KafkaPublisher
 from sentinel import metrics
 
@@ -19,7 +20,7 @@ def _json(payload: Any, status: int, **headers: str) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
-@bp.post("/events")
+@bp.post(EVENTS_PATH)
 def post_events() -> Response:
     """POST /events through Flask: served so only when the OTel Flask instrumentation records the
     server span (SENTINEL_INGEST_SERVER_SPAN); otherwise `events_endpoint` answers it first."""
