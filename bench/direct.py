@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import tables
 from bench.cpu import CpuMeter
-from bench.observe import COUNT_WHEN_LAG_AT_MOST, Offsets, run_started_at, wait_count
+from bench.observe import Offsets, inserted_rows, run_started_at, wait_count, wait_inserted
 from ingest_app.publisher import producer_config
 from sentinel import processes, semconv, settings
 from workers.clickhouse.client import new_client, server_version, supports_dedup_token
@@ -166,11 +166,12 @@ def _round(
     tables.empty(client, DIRECT_TABLE)
 
     counters = tables.merge_counters(client)
+    inserted_before = inserted_rows(client)
     cpu.start()
     bridge.up()
     up_returned = time.time()
-    # Ask Kafka (free for ClickHouse) until the end is near, then count every 50 ms.
-    offsets.wait_lag_at_most(COUNT_WHEN_LAG_AT_MOST, timeout_s)
+    # Ask ClickHouse's insert counter (it scans nothing) until the end is near, then count every 50 ms.
+    wait_inserted(client, inserted_before, n, timeout_s=timeout_s)
     done_at, distinct, rows = wait_count(client, event_type, n, since, timeout_s=timeout_s, interval_s=0.05)
     if done_at is None:
         raise RuntimeError(f"pipeline stored {distinct} of {n} baseline events within {timeout_s:.0f}s")

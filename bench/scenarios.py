@@ -16,12 +16,13 @@ from bench.cpu import CpuMeter
 from bench.load import LoadResult, LoadSpec, probe_queue, run_load
 from bench.native_load import run_native_load
 from bench.observe import (
-    COUNT_WHEN_LAG_AT_MOST,
     Offsets,
     ProbeWatcher,
     count_distinct,
+    inserted_rows,
     run_started_at,
     wait_count,
+    wait_inserted,
 )
 from bench.report import latency_summary
 from workers.clickhouse.client import new_client
@@ -156,6 +157,7 @@ class Scenarios:
             probe_every=THROUGHPUT_PROBE_EVERY[mode],
         )
         since = run_started_at()
+        inserted_before = inserted_rows(self.client)
         probes = probe_queue()
         self.cpu.start()
         harness_cpu = time.process_time()
@@ -168,7 +170,8 @@ class Scenarios:
             kafka_lag_at_load_end = self.offsets.lag()
             if not load.events_accepted or load.first_send is None:
                 raise RuntimeError(f"ingest accepted no events: {load.as_dict()}")
-            self.offsets.wait_lag_at_most(COUNT_WHEN_LAG_AT_MOST, self.sizes.visible_timeout_s)
+            # Exact counts scan the run's rows: they start once ClickHouse says enough were inserted.
+            wait_inserted(self.client, inserted_before, load.events_accepted, timeout_s=self.sizes.visible_timeout_s)
             done_at, distinct, rows = wait_count(
                 self.client,
                 spec.event_type,

@@ -36,3 +36,18 @@ def test_migration_is_idempotent_and_has_contract_columns() -> None:
     assert columns["trace_id"] == "FixedString(32)"
     assert columns["span_id"] == "FixedString(16)"
     assert server_version(client) >= (18, 0)
+
+
+def test_the_bench_sees_an_insert_in_clickhouses_insert_counter() -> None:
+    # The bench starts its exact counts when this counter says the rows are in (bench/observe.py).
+    from bench.observe import inserted_rows, wait_inserted
+
+    client = new_client()
+    table = f"default.sentinel_test_{uuid.uuid4().hex[:8]}"
+    client.execute(f"CREATE TABLE {table} (id UInt32) ENGINE = MergeTree() ORDER BY id")
+    try:
+        before = inserted_rows(client)
+        client.execute(f"INSERT INTO {table} (id) VALUES", [(i,) for i in range(1000)])
+        assert wait_inserted(client, before, 1000, timeout_s=5.0) >= 1000
+    finally:
+        client.execute(f"DROP TABLE {table}")
