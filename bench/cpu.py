@@ -41,13 +41,18 @@ class CpuMeter:
         self._proc = proc
         self._start: dict[str, dict[int, float]] = {}
         self._wall = 0.0
+        self._steal = 0.0
 
     def start(self) -> None:
         self._start = self._snapshot()
         self._wall = _uptime(self._proc)
+        self._steal = _steal_s(self._proc)
 
     def since(self) -> dict[str, float]:
-        """CPU seconds per role since `start()`, plus `wall_s` and `all_cores_s` (wall x cores) for scale."""
+        """CPU seconds per role since `start()`, plus `wall_s` and `all_cores_s` (wall x cores) for
+        scale, and `steal_s`: time the hypervisor ran something else while this machine's cores
+        wanted to run (all cores together). The host's speed drifts within minutes here; steal is
+        the part of that drift the guest can see."""
         now = self._snapshot()
         out: dict[str, float] = {}
         for role, pids in now.items():
@@ -56,6 +61,7 @@ class CpuMeter:
         wall = _uptime(self._proc) - self._wall
         out["wall_s"] = round(wall, 2)
         out["all_cores_s"] = round(wall * (os.cpu_count() or 1), 2)
+        out["steal_s"] = round(_steal_s(self._proc) - self._steal, 2)
         return out
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
@@ -65,5 +71,14 @@ class CpuMeter:
 def _uptime(proc: Path) -> float:
     try:
         return float((proc / "uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _steal_s(proc: Path) -> float:
+    """Steal time of all cores since boot, from the `cpu` line of /proc/stat (its 8th value)."""
+    try:
+        fields = (proc / "stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / _TICKS if fields[0] == "cpu" else 0.0
     except (OSError, ValueError, IndexError):
         return 0.0

@@ -275,5 +275,5 @@ def per_1k(cpu_s: dict[str, float], events: int) -> dict[str, float]:
     """CPU milliseconds per 1,000 events for each role (not for the wall/all-cores figures)."""
     if not events:
         return {}
-    skip = ("wall_s", "all_cores_s")
+    skip = ("wall_s", "all_cores_s", "steal_s")
     return {role: round(1e6 * used / events, 1) for role, used in cpu_s.items() if role not in skip}
