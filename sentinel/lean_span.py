@@ -35,6 +35,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, Span, SpanLimits, Tracer, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
@@ -189,6 +190,31 @@ def start_span(
     span = LeanSpan(name, span_context, parent, kind, dict(sampling.attributes), sdk)
     sdk.span_processor.on_start(span, parent_context=context)
     return span
+
+
+def child_of_unsampled_remote(traceparent: bytes) -> str | None:
+    """The traceparent of the span `start_span` would start, and not record, under the remote
+    parent `traceparent` (plain, valid and not sampled: `propagation.plain_unsampled`), or None
+    when only starting it can tell (no SDK tracer, or a sampler that may record such a child).
+
+    The SDK's parent-based samplers, the default and `parentbased_traceidratio`, drop a child of an
+    unsampled remote parent unless configured otherwise; the span is then a NonRecordingSpan with
+    a new span id in the parent's trace, its sampled flag clear and the random-trace-id flag as
+    the parent's. Said directly, the bridge skips the context, the sampler and the span object
+    for each such message run: 28 -> 14 us per message at 10% sampling (docs/performance.md,
+    tenth round).
+    """
+    sdk = _sdk_tracer()
+    if sdk is None or not _drops_unsampled_remote_children(sdk.sampler):
+        return None
+    flags = "02" if int(traceparent[53:55], 16) & TraceFlags.RANDOM_TRACE_ID else "00"
+    return f"00-{traceparent[3:35].decode('ascii')}-{sdk.id_generator.generate_span_id():016x}-{flags}"
+
+
+def _drops_unsampled_remote_children(sampler: Sampler) -> bool:
+    # A private attribute of ParentBased: if a later SDK renames it, the answer is False and every
+    # span is started through the sampler again.
+    return isinstance(sampler, ParentBased) and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
 
 
 class as_current:

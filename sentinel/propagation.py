@@ -136,15 +136,31 @@ def carried_traceparent(
     """The traceparent of the context extract(headers) returns ('' for none), and whether a present
     traceparent was malformed: what a no-op tracer passes on. A plain one is returned as it came,
     without building a context (the bridge asks this per message run when tracing is off)."""
-    if (
-        traceparent is not None
-        and _readable_directly(traceparent, baggage, repeated=repeated)
-        and traceparent[3:35] != _ZERO_TRACE_ID
-        and traceparent[36:52] != _ZERO_SPAN_ID
-    ):
+    if traceparent is not None and _plain_and_valid(traceparent, baggage, repeated=repeated):
         return traceparent.decode("ascii"), False
     context, malformed = extract_scanned(traceparent, tracestate, baggage, headers, repeated=repeated)
     return traceparent_of(trace.get_current_span(context).get_span_context()), malformed
+
+
+def plain_unsampled(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
+    """Whether extract() would read `traceparent` exactly as written (see carried_traceparent) as a
+    valid context whose sampled flag is clear."""
+    return (
+        len(traceparent) == 55
+        and traceparent[54] in _EVEN_HEX_DIGITS  # the flags' low bit, "sampled", is 0
+        and _plain_and_valid(traceparent, baggage, repeated=repeated)
+    )
+
+
+_EVEN_HEX_DIGITS = frozenset(b"02468ace")
+
+
+def _plain_and_valid(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
+    return (
+        _readable_directly(traceparent, baggage, repeated=repeated)
+        and traceparent[3:35] != _ZERO_TRACE_ID
+        and traceparent[36:52] != _ZERO_SPAN_ID
+    )
 
 
 def _readable_directly(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:

@@ -93,6 +93,16 @@ class ConsumeSpan:
             self.traceparent, self.malformed = propagation.carried_traceparent(*key, headers, repeated=scanned.repeated)
             self.tracestate = key[1].decode("utf-8", "replace") if key[1] and self.traceparent else ""
             return
+        parent = key[0]
+        if parent is not None and propagation.plain_unsampled(parent, key[2], repeated=scanned.repeated):
+            # Not sampled upstream: with the SDK's parent-based samplers the span would not be
+            # recorded either, and only its context travels on.
+            child = lean_span.child_of_unsampled_remote(parent)
+            if child is not None:
+                self.span = trace.INVALID_SPAN
+                self.traceparent, self.malformed = child, False
+                self.tracestate = key[1].decode("utf-8", "replace") if key[1] else ""
+                return
         context, self.malformed = propagation.extract_scanned(*key, headers, repeated=scanned.repeated)
         self.span = lean_span.start_span(
             semconv.SPAN_CONSUME,
