@@ -8,11 +8,13 @@ never need: attributes cleaned and bounded one by one, a lock per call, nested c
 a copy of the span at its end, end-of-span metrics nobody reads (no MeterProvider is set, so the
 SDK's are no-ops).
 
-What stays the SDK's: the sampler (so `OTEL_TRACES_SAMPLER` decides, parent-based as configured),
-the id generator and the trace flags it implies, the resource and instrumentation scope, the span
-processors (the batch processor and its exporter, or a test's), and `Span`'s own status,
-exception and context-manager behaviour, inherited. The result is an SDK `Span` whose exported
-form equals the tracer's for the same inputs (tests/unit/test_lean_span.py compares them).
+What stays the SDK's: the sampler (so `OTEL_TRACES_SAMPLER` decides, parent-based as configured;
+`child_of_unsampled_remote` answers for it only where its answer is known: a parent-based sampler
+dropping the child of an unsampled remote parent), the id generator and the trace flags it
+implies, the resource and instrumentation scope, the span processors (the batch processor and
+its exporter, or a test's), and `Span`'s own status, exception and context-manager behaviour,
+inherited. The result is an SDK `Span` whose exported form equals the tracer's for the same
+inputs (tests/unit/test_lean_span.py compares them).
 
 Only for spans whose attributes Sentinel writes itself: keys from `sentinel.semconv`, values that
 are str, int, float or bool, at most MOST_ATTRIBUTES of them. They are stored as given, not
