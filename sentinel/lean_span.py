@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
+from sentinel import propagation
 from sentinel.telemetry import TRACER_NAME, tracer
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,7 @@ def child_of_unsampled_remote(traceparent: bytes) -> str | None:
     sdk = _sdk_tracer()
     if sdk is None or not _drops_unsampled_remote_children(sdk.sampler):
         return None
-    flags = "02" if int(traceparent[53:55], 16) & TraceFlags.RANDOM_TRACE_ID else "00"
-    return f"00-{traceparent[3:35].decode('ascii')}-{sdk.id_generator.generate_span_id():016x}-{flags}"
+    return propagation.unsampled_child_traceparent(traceparent, sdk.id_generator.generate_span_id())
 
 
 def _drops_unsampled_remote_children(sampler: Sampler) -> bool:

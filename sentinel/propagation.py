@@ -155,6 +155,14 @@ def plain_unsampled(traceparent: bytes, baggage: bytes | None, *, repeated: bool
 _EVEN_HEX_DIGITS = frozenset(b"02468ace")
 
 
+def unsampled_child_traceparent(parent: bytes, span_id: int) -> str:
+    """The traceparent of span `span_id`, unsampled, in the trace of the plain traceparent `parent`
+    (see plain_unsampled), keeping its random-trace-id flag: as traceparent_of writes the context
+    the SDK gives a child it does not record."""
+    flags = int(parent[53:55], 16) & trace.TraceFlags.RANDOM_TRACE_ID
+    return f"00-{parent[3:35].decode('ascii')}-{span_id:016x}-{flags:02x}"
+
+
 def _plain_and_valid(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
     return (
         _readable_directly(traceparent, baggage, repeated=repeated)
