@@ -1,6 +1,7 @@
-"""`python -m ingest_app.serve --nginx-conf PATH`: ingest as it runs locally, nginx in front of
-the WSGI server (`ingest_app.server`), supervised as one process group (in k8s the same pair is a
-pod with an nginx sidecar).
+"""`python -m ingest_app.serve --nginx-conf PATH [--upstream-socket PATH]`: ingest as it runs
+locally, nginx in front of the WSGI server (`ingest_app.server`), supervised as one process group (in
+k8s the same pair is a pod with an nginx sidecar). nginx's config names where the server listens:
+the Unix socket given here, or loopback's upstream port.
 
 The app's threads block while reading a request body, so a few hundred clients that announce a
 body and never send it would take every thread (slowloris); nginx buffers each request whole
@@ -27,9 +28,14 @@ from sentinel.process_group import run_together
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nginx-conf", required=True, type=Path)
+    parser.add_argument("--upstream-socket", type=Path, help="where granian listens (default: loopback TCP)")
     args = parser.parse_args(argv)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    app_server = subprocess.Popen(server.argv(), start_new_session=True)
+    if args.upstream_socket is not None:
+        # granian removes its socket when it stops, but not when it is killed, and would then
+        # fail to bind it: the path is this unit's alone.
+        args.upstream_socket.unlink(missing_ok=True)
+    app_server = subprocess.Popen(server.argv(args.upstream_socket), start_new_session=True)
     children = [
         app_server,
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import sys
 import time
 from pathlib import Path
@@ -84,7 +85,8 @@ class AppProcess(Service):
 
 
 class Ingest(AppProcess):
-    """nginx on the ingest port in front of the WSGI server (granian) on loopback, as one process group."""
+    """nginx on the ingest port in front of the WSGI server (granian) on a Unix socket, as one process
+    group."""
 
     name = "ingest"
     start_timeout = 60.0
@@ -95,8 +97,20 @@ class Ingest(AppProcess):
 
     @property
     def upstream_port(self) -> int:
-        # What ingest_app.server computes from this process's environment (settings.INGEST_UPSTREAM_PORT).
+        # Where granian listens when there is no upstream socket: what ingest_app.server computes from
+        # this process's environment (settings.INGEST_UPSTREAM_PORT).
         return settings.INGEST_UPSTREAM_PORT if self.port == settings.INGEST_PORT else self.port + 1
+
+    @property
+    def upstream_socket(self) -> Path | None:
+        """Where granian listens for nginx: a Unix socket in this process's folder, where nginx's
+        worker can reach it. Started as root, that worker runs as `nobody`, which needs every
+        folder above the socket searchable by others (a clone under /root is not); and a socket's
+        path holds at most 107 bytes. Otherwise loopback TCP, on the upstream port."""
+        path = self.home / "granian.sock"
+        if len(os.fsencode(path)) >= 108 or not searchable_by_others(self.home):
+            return None
+        return path
 
     @property
     def nginx_conf(self) -> Path:
@@ -117,10 +131,19 @@ class Ingest(AppProcess):
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (temp / sub).mkdir(parents=True, exist_ok=True)
             (temp / sub).chmod(0o777)  # nginx's workers drop to `nobody` when started as root
-        self.nginx_conf.write_text(nginx_config(self.port, self.upstream_port, self.home))
+        socket = self.upstream_socket
+        self.nginx_conf.write_text(nginx_config(self.port, socket or self.upstream_port, self.home))
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "ingest_app.serve", "--nginx-conf", str(self.nginx_conf)]
+        socket = self.upstream_socket
+        return [
+            sys.executable,
+            "-m",
+            "ingest_app.serve",
+            "--nginx-conf",
+            str(self.nginx_conf),
+            *(["--upstream-socket", str(socket)] if socket is not None else []),
+        ]
 
     def ready(self) -> bool:
         if not port_open(self.port):
@@ -134,11 +157,21 @@ class Ingest(AppProcess):
         return {"url": f"http://{settings.HOST}:{self.port}", "log": str(self.log_path)}
 
 
-def nginx_config(port: int, upstream_port: int, home: Path) -> str:
+def searchable_by_others(folder: Path) -> bool:
+    """Whether a user other than the owner may reach what is in `folder` (o+x on it and above)."""
+    try:
+        return all(part.stat().st_mode & stat.S_IXOTH for part in (folder, *folder.parents))
+    except OSError:  # not there (yet)
+        return False
+
+
+def nginx_config(port: int, upstream: int | Path, home: Path) -> str:
     """nginx as ingest's front door: whole requests buffered before the app sees them, slow
-    clients cut off, refusals in the same JSON shape as ingest's own."""
+    clients cut off, refusals in the same JSON shape as ingest's own. `upstream` is where the app
+    server listens: a port on loopback, or a Unix socket."""
     limit = settings.INGEST_MAX_BODY_BYTES
     temp = home / "nginx-temp"
+    server = f"unix:{upstream}" if isinstance(upstream, Path) else f"127.0.0.1:{upstream}"
     return f"""\
 worker_processes 1;
 daemon off;
@@ -165,7 +198,7 @@ http {{
     client_body_buffer_size 1m;
     # Idle upstream connections close long before the app server would close them, so nginx never
     # sends a request on a connection the server is closing.
-    upstream ingest_app {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_timeout 4s; }}
+    upstream ingest_app {{ server {server}; keepalive 64; keepalive_timeout 4s; }}
     server {{
         listen {settings.HOST}:{port} backlog=4096;
         default_type application/json;

@@ -1,0 +1,99 @@
+"""Where nginx reaches ingest's app server: a Unix socket locally, loopback TCP in k8s."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from granian.cli import OctalIntType
+
+from ingest_app import server
+from sentinel import processes, settings
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def test_given_a_socket_granian_binds_it_writable_by_nginxs_worker(tmp_path: Path) -> None:
+    socket = tmp_path / "granian.sock"
+    argv = server.argv(socket)
+    assert _option(argv, "--uds") == str(socket)
+    assert "--host" not in argv and "--port" not in argv
+    # nginx's worker runs as `nobody` under root, and connecting to a socket needs write access:
+    # the value must reach granian as 0o666, which its CLI reads as octal only with a leading 0.
+    permissions = _option(argv, "--uds-permissions")
+    assert permissions is not None
+    assert OctalIntType().convert(permissions, None, None) == 0o666
+
+
+def test_without_a_socket_granian_binds_the_loopback_upstream_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "INGEST_UPSTREAM_PORT", 18123)
+    argv = server.argv()
+    assert (_option(argv, "--host"), _option(argv, "--port")) == ("127.0.0.1", "18123")
+    assert "--uds" not in argv
+
+
+@pytest.mark.parametrize(
+    ("upstream", "server_line"),
+    [
+        (Path("/srv/ingest/granian.sock"), "server unix:/srv/ingest/granian.sock;"),
+        (8081, "server 127.0.0.1:8081;"),
+    ],
+)
+def test_nginx_proxies_to_where_the_app_server_listens(upstream: int | Path, server_line: str) -> None:
+    config = processes.nginx_config(8080, upstream, Path("/srv/ingest"))
+    upstream_block = next(line for line in config.splitlines() if "upstream ingest_app" in line)
+    assert server_line in upstream_block, upstream_block
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder every user can search, as a stack folder usually is (pytest's own are 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="sentinel-upstream-", dir="/tmp"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_the_local_ingest_serves_nginx_and_granian_on_its_socket(
+    monkeypatch: pytest.MonkeyPatch, open_folder: Path
+) -> None:
+    monkeypatch.setattr(settings, "STACK_DIR", open_folder)
+    ingest = processes.Ingest()
+    (open_folder / "ingest").mkdir(mode=0o755)
+    socket = ingest.upstream_socket
+    assert socket == open_folder / "ingest" / "granian.sock"
+    assert _option(ingest.argv(), "--upstream-socket") == str(socket)
+
+
+def test_a_folder_nginx_cannot_search_falls_back_to_the_upstream_port(
+    monkeypatch: pytest.MonkeyPatch, open_folder: Path
+) -> None:
+    # As a clone under /root (0700): nginx's worker, `nobody`, could not reach a socket in it.
+    private = open_folder / "private"
+    (private / "ingest").mkdir(parents=True)
+    private.chmod(0o700)
+    monkeypatch.setattr(settings, "STACK_DIR", private)
+    ingest = processes.Ingest()
+    assert ingest.upstream_socket is None
+    assert "--upstream-socket" not in ingest.argv()
+    private.chmod(0o755)
+    assert ingest.upstream_socket == private / "ingest" / "granian.sock"
+
+
+def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
+    monkeypatch: pytest.MonkeyPatch, open_folder: Path
+) -> None:
+    # A Unix socket's path holds at most 107 bytes; a longer one cannot be bound at all.
+    deep = open_folder / ("d" * 120)
+    (deep / "ingest").mkdir(parents=True)
+    monkeypatch.setattr(settings, "STACK_DIR", deep)
+    ingest = processes.Ingest()
+    assert ingest.upstream_socket is None
+    assert "--upstream-socket" not in ingest.argv()
