@@ -7,18 +7,20 @@ newcomer runs is what is tested.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import requests
 
 from sentinel import settings
-from sentinel.stack.runner import Service, apt_install, port_open, which
+from sentinel.stack.runner import Service, ServiceError, apt_install, port_open, which
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -102,15 +104,23 @@ class Ingest(AppProcess):
         return settings.INGEST_UPSTREAM_PORT if self.port == settings.INGEST_PORT else self.port + 1
 
     @property
+    def nginx_folder(self) -> Path:
+        """Where nginx's worker reads and writes: its buffers for large bodies and the app server's
+        socket. Started as root, that worker runs as `nobody`, which needs every folder above them
+        searchable by others. A stack under /root (0700) is not: bodies over nginx's 1 MiB memory
+        buffer got nginx's own HTML 500 there. Such a stack gets a folder of this process's own in
+        the system's temporary folder."""
+        if searchable_by_others(self.home):
+            return self.home
+        digest = hashlib.sha256(os.fsencode(self.home)).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"sentinel-{self.name}-{digest}"
+
+    @property
     def upstream_socket(self) -> Path | None:
-        """Where granian listens for nginx: a Unix socket in this process's folder, where nginx's
-        worker can reach it. Started as root, that worker runs as `nobody`, which needs every
-        folder above the socket searchable by others (a clone under /root is not); and a socket's
-        path holds at most 107 bytes. Otherwise loopback TCP, on the upstream port."""
-        path = self.home / "granian.sock"
-        if len(os.fsencode(path)) >= 108 or not searchable_by_others(self.home):
-            return None
-        return path
+        """Where granian listens for nginx: a Unix socket in `nginx_folder`, unless its path is too
+        long for one (107 bytes at most); then loopback TCP, on the upstream port."""
+        path = self.nginx_folder / "granian.sock"
+        return path if len(os.fsencode(path)) < 108 else None
 
     @property
     def nginx_conf(self) -> Path:
@@ -127,12 +137,15 @@ class Ingest(AppProcess):
 
     def prepare(self) -> None:
         super().prepare()
-        temp = self.home / "nginx-temp"
+        folder = self.nginx_folder
+        if folder != self.home:
+            _own_folder(folder)
+        temp = folder / "nginx-temp"
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (temp / sub).mkdir(parents=True, exist_ok=True)
             (temp / sub).chmod(0o777)  # nginx's workers drop to `nobody` when started as root
         socket = self.upstream_socket
-        self.nginx_conf.write_text(nginx_config(self.port, socket or self.upstream_port, self.home))
+        self.nginx_conf.write_text(nginx_config(self.port, socket or self.upstream_port, folder))
 
     def argv(self) -> list[str]:
         socket = self.upstream_socket
@@ -155,6 +168,16 @@ class Ingest(AppProcess):
 
     def addresses(self) -> dict[str, str]:
         return {"url": f"http://{settings.HOST}:{self.port}", "log": str(self.log_path)}
+
+
+def _own_folder(folder: Path) -> None:
+    """Create `folder` (searchable by all, as nginx's worker needs) or take it over from an earlier
+    run; refuse one that someone else made, since its name is predictable in a shared folder."""
+    folder.mkdir(mode=0o755, exist_ok=True)
+    found = folder.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        raise ServiceError(f"{folder} is not a folder of this user's: remove it, then start ingest again")
+    folder.chmod(0o755)
 
 
 def searchable_by_others(folder: Path) -> bool:

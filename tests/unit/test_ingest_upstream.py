@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from granian.cli import OctalIntType
 
 from ingest_app import server
 from sentinel import processes, settings
+from sentinel.stack.runner import ServiceError
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -66,25 +68,49 @@ def test_the_local_ingest_serves_nginx_and_granian_on_its_socket(
 ) -> None:
     monkeypatch.setattr(settings, "STACK_DIR", open_folder)
     ingest = processes.Ingest()
-    (open_folder / "ingest").mkdir(mode=0o755)
+    ingest.prepare()
     socket = ingest.upstream_socket
     assert socket == open_folder / "ingest" / "granian.sock"
     assert _option(ingest.argv(), "--upstream-socket") == str(socket)
 
 
-def test_a_folder_nginx_cannot_search_falls_back_to_the_upstream_port(
+def test_a_stack_nginx_cannot_search_gets_a_folder_of_its_own_in_the_temporary_folder(
     monkeypatch: pytest.MonkeyPatch, open_folder: Path
 ) -> None:
-    # As a clone under /root (0700): nginx's worker, `nobody`, could not reach a socket in it.
+    # As a clone under /root (0700): nginx's worker, `nobody`, could reach neither a socket nor its
+    # body buffers in it (a body over 1 MiB got nginx's own HTML 500).
     private = open_folder / "private"
-    (private / "ingest").mkdir(parents=True)
-    private.chmod(0o700)
+    private.mkdir(mode=0o700)
     monkeypatch.setattr(settings, "STACK_DIR", private)
+    monkeypatch.setattr(tempfile, "tempdir", str(open_folder))
     ingest = processes.Ingest()
-    assert ingest.upstream_socket is None
-    assert "--upstream-socket" not in ingest.argv()
-    private.chmod(0o755)
-    assert ingest.upstream_socket == private / "ingest" / "granian.sock"
+    try:
+        ingest.prepare()
+        folder = ingest.nginx_folder
+        assert folder.parent == open_folder and folder.name.startswith("sentinel-ingest-")
+        assert processes.searchable_by_others(folder)
+        assert ingest.upstream_socket == folder / "granian.sock"
+        assert _option(ingest.argv(), "--upstream-socket") == str(folder / "granian.sock")
+        config = ingest.nginx_conf.read_text()
+        assert f"client_body_temp_path {folder}/nginx-temp/body;" in config
+        assert f"server unix:{folder}/granian.sock;" in config
+        ingest.prepare()  # the next start takes its own folder over
+
+        os.chown(folder, 65534, 65534)  # made by someone else (nobody): its name is predictable
+        with pytest.raises(ServiceError, match="not a folder of this user's"):
+            ingest.prepare()
+    finally:
+        private.chmod(0o755)
+
+
+def test_a_searchable_stack_keeps_nginxs_files_in_its_own_folder(
+    monkeypatch: pytest.MonkeyPatch, open_folder: Path
+) -> None:
+    monkeypatch.setattr(settings, "STACK_DIR", open_folder)
+    ingest = processes.Ingest()
+    ingest.prepare()
+    assert ingest.nginx_folder == ingest.home == open_folder / "ingest"
+    assert f"client_body_temp_path {ingest.home}/nginx-temp/body;" in ingest.nginx_conf.read_text()
 
 
 def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
@@ -92,8 +118,9 @@ def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
 ) -> None:
     # A Unix socket's path holds at most 107 bytes; a longer one cannot be bound at all.
     deep = open_folder / ("d" * 120)
-    (deep / "ingest").mkdir(parents=True)
     monkeypatch.setattr(settings, "STACK_DIR", deep)
     ingest = processes.Ingest()
+    ingest.prepare()
     assert ingest.upstream_socket is None
+    assert "server 127.0.0.1:" in ingest.nginx_conf.read_text()
     assert "--upstream-socket" not in ingest.argv()
