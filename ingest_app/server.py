@@ -1,4 +1,4 @@
-"""`python -m ingest_app.server`: ingest's WSGI server, granian, on loopback behind nginx.
+"""`python -m ingest_app.server`: ingest's WSGI server, granian, behind nginx (a Unix socket or loopback).
 
 granian parses HTTP in Rust and runs the Flask app on a pool of Python threads in each worker
 process. It replaced gunicorn's gthread workers, whose per-request plumbing in Python (selector,

@@ -63,17 +63,6 @@ def open_folder() -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
-def test_the_local_ingest_serves_nginx_and_granian_on_its_socket(
-    monkeypatch: pytest.MonkeyPatch, open_folder: Path
-) -> None:
-    monkeypatch.setattr(settings, "STACK_DIR", open_folder)
-    ingest = processes.Ingest()
-    ingest.prepare()
-    socket = ingest.upstream_socket
-    assert socket == open_folder / "ingest" / "granian.sock"
-    assert _option(ingest.argv(), "--upstream-socket") == str(socket)
-
-
 def test_a_stack_nginx_cannot_search_gets_a_folder_of_its_own_in_the_temporary_folder(
     monkeypatch: pytest.MonkeyPatch, open_folder: Path
 ) -> None:
@@ -103,14 +92,19 @@ def test_a_stack_nginx_cannot_search_gets_a_folder_of_its_own_in_the_temporary_f
         private.chmod(0o755)
 
 
-def test_a_searchable_stack_keeps_nginxs_files_in_its_own_folder(
+def test_a_searchable_stack_keeps_nginxs_files_and_the_socket_in_ingests_folder(
     monkeypatch: pytest.MonkeyPatch, open_folder: Path
 ) -> None:
     monkeypatch.setattr(settings, "STACK_DIR", open_folder)
     ingest = processes.Ingest()
     ingest.prepare()
     assert ingest.nginx_folder == ingest.home == open_folder / "ingest"
-    assert f"client_body_temp_path {ingest.home}/nginx-temp/body;" in ingest.nginx_conf.read_text()
+    socket = ingest.home / "granian.sock"
+    assert ingest.upstream_socket == socket
+    assert _option(ingest.argv(), "--upstream-socket") == str(socket)
+    config = ingest.nginx_conf.read_text()
+    assert f"client_body_temp_path {ingest.home}/nginx-temp/body;" in config
+    assert f"server unix:{socket};" in config
 
 
 def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
