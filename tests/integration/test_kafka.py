@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from sentinel import settings
 
@@ -62,3 +62,16 @@ def test_produce_consume_commit_and_read_committed() -> None:
     committed = reader.committed([TopicPartition(topic, 0)], timeout=10)
     reader.close()
     assert committed[0].offset == 3
+
+
+def test_the_local_broker_caps_each_partition_by_size() -> None:
+    # Time alone (7 days) let repeated benchmark runs fill the disk (settings.KAFKA_RETENTION_BYTES).
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
+    broker = ConfigResource(ResourceType.BROKER, "1")
+    configs = admin.describe_configs([broker])[broker].result(timeout=30)
+    assert int(configs["log.retention.bytes"].value) == settings.KAFKA_RETENTION_BYTES > 0
+    assert int(configs["log.segment.bytes"].value) < settings.KAFKA_RETENTION_BYTES
+    topic = ConfigResource(ResourceType.TOPIC, settings.EVENTS_TOPIC)
+    assert int(admin.describe_configs([topic])[topic].result(timeout=30)["retention.bytes"].value) == (
+        settings.KAFKA_RETENTION_BYTES
+    )

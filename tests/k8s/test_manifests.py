@@ -67,6 +67,7 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_PORT_OFFSET": "shifts the local stack's default ports; the cluster sets each port and address it uses",
     "SENTINEL_KAFKA_PORT": "only builds the default SENTINEL_KAFKA_BOOTSTRAP, which the ConfigMap sets outright",
     "SENTINEL_KAFKA_CONTROLLER_PORT": "the local broker's controller listener; the cluster's is in server.properties",
+    "SENTINEL_KAFKA_RETENTION_BYTES": "the local broker's size cap; the cluster's retention is in server.properties",
     "SENTINEL_CLICKHOUSE_HTTP_PORT": "the local ClickHouse's HTTP listener; the processes speak the native protocol",
     "SENTINEL_RABBITMQ_PORT": "only builds the default broker URL, which comes whole from a Secret",
     "SENTINEL_RABBITMQ_DIST_PORT": "the local RabbitMQ's distribution port",
