@@ -82,12 +82,16 @@ DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
 # two consumers could use. k8s sets 4 (k8s/base/config/sentinel.env), room for 4 bridge replicas.
 EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 2)
 BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
-# The local broker keeps at most this many bytes per partition, oldest segments deleted first,
-# consumed or not. Time alone (Kafka's 7 days) let repeated benchmark runs grow `mcp.events` to
-# 71 GB and fill this machine's disk, and RabbitMQ's disk alarm then blocked the bridge's publishes.
-# 4 GiB per partition is minutes of batched load, hours of single events: a bridge stopped longer
-# than that under load loses the oldest events, so raise it (or add disk) for such outages.
+# Each partition of the events and dead-letter topics keeps at most this many bytes, oldest
+# segments deleted first, consumed or not (locally the broker's default; in k8s the topics' own
+# config, sized per overlay to the broker's volume). Time alone (Kafka's 7 days) let repeated
+# benchmark runs grow `mcp.events` to 71 GB and fill this machine's disk, and RabbitMQ's disk alarm
+# then blocked the bridge's publishes. 4 GiB per partition is minutes of batched load, hours of
+# single events: a bridge stopped longer than that under load loses the oldest events, so raise it
+# (with the disk) for such outages.
 KAFKA_RETENTION_BYTES = _int("SENTINEL_KAFKA_RETENTION_BYTES", 4 * 1024**3)
+# Retention deletes whole segments, so a partition holds up to one segment more than the cap.
+KAFKA_SEGMENT_BYTES = _int("SENTINEL_KAFKA_SEGMENT_BYTES", 128 * 1024**2)
 # Producer compression. On loopback it only costs CPU (ingest compresses, the broker and the bridge
 # decompress); across a network, lz4 (the k8s ConfigMap's choice) saves more than it costs.
 KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")

@@ -85,8 +85,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 message.max.bytes=4194304
 log.retention.bytes={settings.KAFKA_RETENTION_BYTES}
-# Retention deletes whole segments: small ones keep a partition near its cap, checked each minute.
-log.segment.bytes={128 * 1024 * 1024}
+log.segment.bytes={settings.KAFKA_SEGMENT_BYTES}
 log.retention.check.interval.ms=60000
 """)
         (self.home / "log4j2.properties").write_text("""\

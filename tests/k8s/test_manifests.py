@@ -67,7 +67,6 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_PORT_OFFSET": "shifts the local stack's default ports; the cluster sets each port and address it uses",
     "SENTINEL_KAFKA_PORT": "only builds the default SENTINEL_KAFKA_BOOTSTRAP, which the ConfigMap sets outright",
     "SENTINEL_KAFKA_CONTROLLER_PORT": "the local broker's controller listener; the cluster's is in server.properties",
-    "SENTINEL_KAFKA_RETENTION_BYTES": "the local broker's size cap; the cluster's retention is in server.properties",
     "SENTINEL_CLICKHOUSE_HTTP_PORT": "the local ClickHouse's HTTP listener; the processes speak the native protocol",
     "SENTINEL_RABBITMQ_PORT": "only builds the default broker URL, which comes whole from a Secret",
     "SENTINEL_RABBITMQ_DIST_PORT": "the local RabbitMQ's distribution port",
@@ -374,6 +373,35 @@ def test_dependencies_are_statefulsets_and_kafka_runs_kraft(built: dict[str, lis
         properties = _configmap(docs, "kafka-config")["data"]["server.properties"]
         assert "process.roles=broker,controller" in properties
         assert "zookeeper" not in properties
+
+
+def _bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([KMGT]i)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** ("KMGT".index(unit[0]) + 1)
+
+
+def test_kafkas_topics_are_capped_to_fit_its_volume(built: dict[str, list[Doc]]) -> None:
+    # The broker's 7 days alone let a busy pipeline fill the volume (a full broker: 503s at ingest).
+    # Each partition holds up to its cap plus one segment; both topics together must fit in 80%.
+    for name, docs in built.items():
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        retention = int(configmap["SENTINEL_KAFKA_RETENTION_BYTES"])
+        segment = int(configmap["SENTINEL_KAFKA_SEGMENT_BYTES"])
+        partitions = int(configmap["SENTINEL_EVENTS_TOPIC_PARTITIONS"])
+        (claim,) = _find(docs, "StatefulSet", "kafka")["spec"]["volumeClaimTemplates"]
+        volume = _bytes(claim["spec"]["resources"]["requests"]["storage"])
+        assert 0 < segment < retention, f"k8s/{name}"
+        assert 2 * partitions * (retention + segment) <= 0.8 * volume, f"k8s/{name}: the topics outgrow Kafka's volume"
+
+        # The ingest init container that creates the topics sets the cap on both, made now or before.
+        pod = _find(docs, "Deployment", "ingest")["spec"]["template"]["spec"]
+        (init,) = [c for c in pod["initContainers"] if c["name"] == "kafka-topics"]
+        script = init["command"][-1]
+        assert '"$SENTINEL_EVENTS_TOPIC" "$SENTINEL_DLQ_TOPIC"' in script
+        assert "kafka-configs.sh" in script and "--alter" in script
+        assert "retention.bytes=$SENTINEL_KAFKA_RETENTION_BYTES" in script
+        assert "segment.bytes=$SENTINEL_KAFKA_SEGMENT_BYTES" in script
+        assert [e["configMapRef"]["name"] for e in init["envFrom"]] == [_configmap(docs, CONFIGMAP)["metadata"]["name"]]
 
 
 # -- configuration -------------------------------------------------------------------------------
