@@ -16,6 +16,8 @@ from pathlib import Path
 from bench.rss import PROC, per_process
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+# What `CpuMeter.since()` reports beside the roles: the machine's figures, not a role's CPU.
+MACHINE_FIGURES = ("wall_s", "all_cores_s", "steal_s")
 
 
 def process_cpu_s(pid: int, proc: Path = PROC) -> float | None:

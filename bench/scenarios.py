@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench import tables
-from bench.cpu import CpuMeter
+from bench.cpu import MACHINE_FIGURES, CpuMeter
 from bench.load import LoadResult, LoadSpec, probe_queue, run_load
 from bench.native_load import run_native_load
 from bench.observe import (
@@ -272,8 +272,7 @@ def latency_probe_every(rate_eps: float) -> int:
 
 
 def per_1k(cpu_s: dict[str, float], events: int) -> dict[str, float]:
-    """CPU milliseconds per 1,000 events for each role (not for the wall/all-cores figures)."""
+    """CPU milliseconds per 1,000 events for each role (not for the machine's figures)."""
     if not events:
         return {}
-    skip = ("wall_s", "all_cores_s", "steal_s")
-    return {role: round(1e6 * used / events, 1) for role, used in cpu_s.items() if role not in skip}
+    return {role: round(1e6 * used / events, 1) for role, used in cpu_s.items() if role not in MACHINE_FIGURES}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.cpu import CpuMeter
+from bench.cpu import MACHINE_FIGURES, CpuMeter
 from bench.scenarios import per_1k
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -25,6 +25,7 @@ def test_steal_and_wall_are_measured_from_start(tmp_path: Path) -> None:
     figures = meter.since()
     assert figures["wall_s"] == 10.0
     assert figures["steal_s"] == 3.0
+    assert set(figures) == set(MACHINE_FIGURES)  # no role here: only what per_1k leaves out
 
 
 def test_steal_is_not_a_role_per_1000_events() -> None:
