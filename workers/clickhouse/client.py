@@ -1,15 +1,17 @@
-"""One clickhouse-driver client per process, made after any fork, and what the server supports."""
+"""One clickhouse-driver client per thread, made after any fork, and what the server supports."""
 
 from __future__ import annotations
 
 import os
+import threading
 
 from clickhouse_driver import Client
 
 from sentinel import settings
 
-_client: Client | None = None
-_pid = 0
+# One per thread: clickhouse-driver clients are not thread-safe (two tasks of a thread pool sharing
+# one interleave their INSERTs on the connection). Keyed by pid too, so a forked child makes its own.
+_local = threading.local()
 
 
 def new_client(**kwargs: object) -> Client:
@@ -25,13 +27,12 @@ def new_client(**kwargs: object) -> Client:
 
 
 def get_client() -> Client:
-    """The process's client. clickhouse-driver clients are not thread-safe; prefork runs one task
-    per process at a time, so one per process is enough."""
-    global _client, _pid
-    if _client is None or _pid != os.getpid():
-        _client = new_client()
-        _pid = os.getpid()
-    return _client
+    """This thread's client, made on first use in this process."""
+    pid = os.getpid()
+    if getattr(_local, "pid", None) != pid:
+        _local.client = new_client()
+        _local.pid = pid
+    return _local.client
 
 
 def server_version(client: Client) -> tuple[int, int]:
