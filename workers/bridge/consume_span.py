@@ -137,6 +137,8 @@ class ConsumeSpan:
 
     def end(self) -> None:
         span = self.span
+        if span is trace.INVALID_SPAN and not self.malformed:
+            return  # tracing off or unsampled: nothing to record, count or end
         if span.is_recording():  # unsampled or tracing off: nothing to describe
             if self.count == 1:
                 span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, self.first_offset)

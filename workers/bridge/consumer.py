@@ -125,6 +125,9 @@ class Bridge:
         """Trace, decode and chunk one poll's messages, in offset order per partition."""
         current: ConsumeSpan | None = None
         consumed: dict[int, int] = {}
+        # Looked up once per poll rather than once per message: this loop runs for every event.
+        assigned, chunker, watermarks, submit = self._assigned, self.chunker, self.watermarks, self.dispatcher.submit
+        group, traced = self.config.group, self._traced
         try:
             for message in messages:
                 error = message.error()
@@ -132,9 +135,10 @@ class Bridge:
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error: %s", error)
                     continue
-                partition, offset = message.partition(), message.offset()
-                if partition not in self._assigned:
+                partition = message.partition()
+                if partition not in assigned:
                     continue  # revoked between poll and here
+                offset = message.offset()
                 consumed[partition] = consumed.get(partition, 0) + 1
                 headers = message.headers()  # a fresh list on every call: read it once
                 scanned = scan_headers(headers)
@@ -142,7 +146,7 @@ class Bridge:
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
-                    current = ConsumeSpan(message, headers, scanned, self.config.group, traced=self._traced)
+                    current = ConsumeSpan(message, headers, scanned, group, traced=traced)
                 try:
                     event = decode(
                         message.value(),
@@ -157,7 +161,7 @@ class Bridge:
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
-                        current = ConsumeSpan(message, headers, scanned, self.config.group, traced=self._traced)
+                        current = ConsumeSpan(message, headers, scanned, group, traced=traced)
                     current.fail(offset, reason)
                     current.end()
                     current = None
@@ -178,14 +182,15 @@ class Bridge:
                         event.payload,
                     ),
                 )
-                if not self.chunker.is_open(partition):
-                    self.watermarks[partition].open(offset)
+                mark = watermarks[partition]
+                if not chunker.is_open(partition):
+                    mark.open(offset)
                 # Consumed only once its unit (chunk or dead letter) is open: a crash before then
                 # must not let a commit pass this message.
-                self.watermarks[partition].consumed(offset)
-                closed = self.chunker.add(partition, chunk_event, now)
+                mark.consumed(offset)
+                closed = chunker.add(partition, chunk_event, now)
                 if closed is not None:
-                    self.dispatcher.submit(closed)
+                    submit(closed)
         finally:
             if current is not None:
                 current.end()
