@@ -1,7 +1,8 @@
 """`python -m ingest_app.serve`: nginx and granian as one unit. When the granian master is killed
 outright, its worker processes (which do not watch for their parent) must not outlive the unit and
 keep the upstream port, or the restarted ingest could not bind it. With a Unix socket upstream (the
-local stack's), the killed server leaves its socket file behind, and the next start must still bind."""
+local stack's), the unit removes the socket file as it stops, and a start binds over one that a unit
+killed outright left behind."""
 
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def test_a_normal_stop_stops_the_whole_group(serve: subprocess.Popen[bytes]) -> 
     assert not port_open(UPSTREAM_PORT) and not port_open(PORT)
 
 
-def test_a_killed_server_leaves_its_socket_and_the_next_start_binds_it(home: Path) -> None:
+def test_a_killed_server_s_socket_is_removed_by_the_unit(home: Path) -> None:
     socket_path = home / "granian.sock"
     first = _start(home, socket_path)
     try:
@@ -137,11 +138,19 @@ def test_a_killed_server_leaves_its_socket_and_the_next_start_binds_it(home: Pat
         assert first.wait(30) == 1
     finally:
         _stop(first)
-    assert socket_path.exists() and not _socket_accepts(socket_path)  # left behind, nobody listening
+    assert not socket_path.exists()  # granian left it; the unit removed it as it stopped
+
+
+def test_a_stale_socket_does_not_stop_the_next_start(home: Path) -> None:
+    """A unit killed outright (SIGKILL to all of it) leaves granian's socket file: the next start binds."""
+    socket_path = home / "granian.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(socket_path))  # closed without unlink: a file nobody listens on
+    assert socket_path.exists() and not _socket_accepts(socket_path)
 
     second = _start(home, socket_path)
     try:
-        wait_until(_answers_through_nginx, timeout_s=60, what="the restarted unit to answer through nginx")
+        wait_until(_answers_through_nginx, timeout_s=60, what="the unit to answer through nginx")
     finally:
         _stop(second)
     assert second.returncode == 0
