@@ -45,7 +45,9 @@ def build_bridge(config: BridgeConfig | None = None) -> Bridge:
         lambda: acks.receive(ack_key),
         max_inflight=settings.MAX_INFLIGHT_CHUNKS,
         ack_timeout_s=settings.CHUNK_ACK_TIMEOUT_S,
-        ack_poll_interval_s=0.01,
+        # Acks only move commits (every 0.5 s) and free in-flight slots (64): at 10 ms the Redis
+        # round trips were ~4% of a consumer's CPU under the hop's load.
+        ack_poll_interval_s=0.05,
     )
     chunker = Chunker(
         config.topic, max_events=settings.CHUNK_MAX_EVENTS, max_wait_s=settings.CHUNK_MAX_WAIT_S, ack_to=ack_key
