@@ -167,23 +167,16 @@ def unsampled_child_traceparent(parent: bytes, span_id: int) -> str:
 
 def _plain_and_valid(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
     """_readable_directly, and both ids are not all zeros."""
-    return (
-        not repeated
-        and baggage is None
-        and _PLAIN_VALID_TRACEPARENT.fullmatch(traceparent) is not None
-        and _default_propagators()
-    )
+    return _readable_directly(traceparent, baggage, repeated=repeated, spelling=_PLAIN_VALID_TRACEPARENT)
 
 
-def _readable_directly(traceparent: bytes, baggage: bytes | None, *, repeated: bool) -> bool:
+def _readable_directly(
+    traceparent: bytes, baggage: bytes | None, *, repeated: bool, spelling: re.Pattern[bytes] = _PLAIN_TRACEPARENT
+) -> bool:
     """Whether the propagator would read `traceparent` exactly as it is written: the default
-    propagators, no baggage, no repeated header, version 00 with nothing around it."""
-    return (
-        not repeated
-        and baggage is None
-        and _PLAIN_TRACEPARENT.fullmatch(traceparent) is not None
-        and _default_propagators()
-    )
+    propagators, no baggage, no repeated header, version 00 with nothing around it (`spelling`, or
+    a stricter pattern)."""
+    return not repeated and baggage is None and spelling.fullmatch(traceparent) is not None and _default_propagators()
 
 
 _default_for: tuple[object, bool] | None = None
