@@ -188,17 +188,18 @@ def searchable_by_others(folder: Path) -> bool:
         return False
 
 
-def nginx_config(port: int, upstream: int | Path, home: Path) -> str:
+def nginx_config(port: int, upstream: int | Path, folder: Path) -> str:
     """nginx as ingest's front door: whole requests buffered before the app sees them, slow
     clients cut off, refusals in the same JSON shape as ingest's own. `upstream` is where the app
-    server listens: a port on loopback, or a Unix socket."""
+    server listens: a port on loopback, or a Unix socket. `folder` holds nginx's pid file and body
+    buffers (`Ingest.nginx_folder`)."""
     limit = settings.INGEST_MAX_BODY_BYTES
-    temp = home / "nginx-temp"
+    temp = folder / "nginx-temp"
     server = f"unix:{upstream}" if isinstance(upstream, Path) else f"127.0.0.1:{upstream}"
     return f"""\
 worker_processes 1;
 daemon off;
-pid {home}/nginx.pid;
+pid {folder}/nginx.pid;
 error_log stderr error;
 events {{ worker_connections 8192; }}
 http {{
