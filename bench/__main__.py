@@ -27,7 +27,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.pipeline import TRACING_CONFIGS
+    from bench.pipeline import DEFAULT_TRACING, TRACING_CONFIGS
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts: the whole run takes under 2 minutes")
@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tracing",
         type=_names(tuple(TRACING_CONFIGS)),
-        default=tuple(TRACING_CONFIGS),
-        help=f"comma-separated subset of {','.join(TRACING_CONFIGS)} for the throughput scenarios (default: all)",
+        default=DEFAULT_TRACING,
+        help=f"comma-separated subset of {','.join(TRACING_CONFIGS)} for the throughput scenarios "
+        f"(default: {','.join(DEFAULT_TRACING)}; tracing_off_control is tracing off measured a second time)",
     )
     parser.add_argument("--load-procs", type=int, default=None, help="load generator processes (default 4)")
     parser.add_argument("--conns", type=int, default=None, help="connections per load process (default 8)")
@@ -77,14 +78,15 @@ def plan(scenarios: tuple[str, ...], tracing: tuple[str, ...], rounds: int = 1) 
     speed drifts within minutes, and alternation spreads the drift over every config instead of
     one. Each round starts one config further on (off, 10%, 100%; then 10%, 100%, off; then 100%,
     off, 10%), so over as many rounds as configs each config runs once in each position, and a
-    trend through the run (a broker warming up, a host slowing down) favours none. The Celery hop
+    trend through the run (a broker warming up, a host slowing down) favours none. The control
+    (tracing off again), when chosen, comes last in the first round. The Celery hop
     runs once, in the first round, under tracing off (the baseline has no tracing either; it
     alternates its own rounds), and latency once, in the last round, under 100% sampling (the
     production setting), each falling back to the first chosen config.
     """
-    from bench.pipeline import SAMPLED_10, SAMPLED_100, TRACING_OFF
+    from bench.pipeline import SAMPLED_10, SAMPLED_100, TRACING_OFF, TRACING_OFF_CONTROL
 
-    order = [t for t in (TRACING_OFF, SAMPLED_10, SAMPLED_100) if t in tracing]
+    order = [t for t in (TRACING_OFF, SAMPLED_10, SAMPLED_100, TRACING_OFF_CONTROL) if t in tracing]
     hop_under = TRACING_OFF if TRACING_OFF in order else order[0]
     latency_under = SAMPLED_100 if SAMPLED_100 in order else order[0]
     steps = []

@@ -27,12 +27,20 @@ TRACING_OFF = "tracing_off"
 SAMPLED_100 = "sampled_100"
 SAMPLED_10 = "sampled_10"
 
+# Tracing off again under its own name, measured like the others (opt in with --tracing): its ratio to
+# tracing_off compares two identical configurations, so how far it lies from 1.0 is how far the
+# host alone moves a ratio of that run (an A/A comparison).
+TRACING_OFF_CONTROL = "tracing_off_control"
+
 TRACING_CONFIGS: dict[str, dict[str, str]] = {
     TRACING_OFF: {"OTEL_SDK_DISABLED": "true"},
     # Exported to Jaeger at the endpoint processes.process_env() sets by default.
     SAMPLED_100: {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
     SAMPLED_10: {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    TRACING_OFF_CONTROL: {"OTEL_SDK_DISABLED": "true"},
 }
+# What a run measures unless --tracing says otherwise: the configurations the targets compare.
+DEFAULT_TRACING = (TRACING_OFF, SAMPLED_100, SAMPLED_10)
 _TRACING_KEYS = ("OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
 
 

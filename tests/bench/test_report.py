@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import median_result, plan
+from bench.pipeline import DEFAULT_TRACING, TRACING_CONFIGS
 from bench.report import build_document, evaluate_targets, latency_summary, percentile, target_lines, write_chart
 
 TOP_LEVEL = {
@@ -72,8 +73,9 @@ def test_document_has_every_key_and_derives_ratios() -> None:
     assert set(document) == TOP_LEVEL
     assert set(document["throughput_eps"]) == {"batched_100", "single_event"}
     for mode in document["throughput_eps"].values():
-        assert set(mode) == {"tracing_off", "sampled_100", "sampled_10"}
-    assert document["tracing_cost_ratio"] == {"sampled_100": 0.8, "sampled_10": 0.96}
+        assert set(mode) == {"tracing_off", "sampled_100", "sampled_10", "tracing_off_control"}
+    # The control is null unless measured (--tracing chooses it).
+    assert document["tracing_cost_ratio"] == {"sampled_100": 0.8, "sampled_10": 0.96, "tracing_off_control": None}
     assert set(document["latency_ms"]) == {"500", "2000", "5000"}
     assert set(document["peak_rss_mb"]) == {"ingest", "bridge", "worker"}
     assert document["peak_rss_mb"]["bridge"] == {"max_process_mb": None, "tree_sum_mb": None, "processes": None}
@@ -117,7 +119,7 @@ def test_unmeasured_figures_are_null_with_the_same_keys() -> None:
     full = _document()
     assert set(empty) == set(full)
     assert empty["throughput_eps"]["batched_100"]["sampled_100"] is None
-    assert empty["tracing_cost_ratio"] == {"sampled_100": None, "sampled_10": None}
+    assert empty["tracing_cost_ratio"] == {"sampled_100": None, "sampled_10": None, "tracing_off_control": None}
     assert empty["celery_hop"] == {"direct_eps": None, "pipeline_eps": None, "ratio": None}
     assert all(t["measured"] is None and t["met"] is None for t in empty["targets"].values())
     assert set(evaluate_targets(empty)) == set(full["targets"])
@@ -153,6 +155,34 @@ def test_rounds_rotate_the_configs_with_the_hop_first_and_latency_in_the_last_ro
         ("tracing_off", ["celery_hop"]),
         ("tracing_off", ["latency"]),
     ]
+
+
+def test_the_control_is_tracing_off_measured_again_and_judged_by_nothing(tmp_path: Path) -> None:
+    assert TRACING_CONFIGS["tracing_off_control"] == TRACING_CONFIGS["tracing_off"]
+    assert "tracing_off_control" not in DEFAULT_TRACING
+    batched = {
+        "tracing_off": 25_000.0,
+        "sampled_100": 20_000.0,
+        "sampled_10": 24_000.0,
+        "tracing_off_control": 22_500.0,
+    }
+    document = _document(throughput={"batched_100": batched})
+    assert document["tracing_cost_ratio"]["tracing_off_control"] == 0.9
+    assert document["throughput_eps"]["batched_100"]["tracing_off_control"] == 22_500.0
+    # The targets are the same with or without it.
+    without = _document(throughput={"batched_100": {k: v for k, v in batched.items() if k != "tracing_off_control"}})
+    assert document["targets"] == without["targets"]
+    assert write_chart(document, tmp_path / "with-control.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_control_rotates_with_the_other_configs_after_them_in_the_first_round() -> None:
+    configs = ("tracing_off", "sampled_100", "sampled_10", "tracing_off_control")
+    steps = plan(("batched", "celery_hop"), configs, 4)
+    assert [c for c, _ in steps[:4]] == ["tracing_off", "sampled_10", "sampled_100", "tracing_off_control"]
+    assert steps[0] == ("tracing_off", ["batched", "celery_hop"])
+    # Over as many rounds as configs, each runs once in each position of a round.
+    positions = {config: sorted(i % 4 for i, (c, _) in enumerate(steps) if c == config) for config in configs}
+    assert all(found == [0, 1, 2, 3] for found in positions.values())
 
 
 def test_a_scenario_over_rounds_is_its_median_with_every_round_kept() -> None:
