@@ -32,12 +32,14 @@ SAMPLED_10 = "sampled_10"
 # host alone moves a ratio of that run (an A/A comparison).
 TRACING_OFF_CONTROL = "tracing_off_control"
 
+_UNTRACED = {"OTEL_SDK_DISABLED": "true"}
 TRACING_CONFIGS: dict[str, dict[str, str]] = {
-    TRACING_OFF: {"OTEL_SDK_DISABLED": "true"},
+    TRACING_OFF: _UNTRACED,
     # Exported to Jaeger at the endpoint processes.process_env() sets by default.
     SAMPLED_100: {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
     SAMPLED_10: {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-    TRACING_OFF_CONTROL: {"OTEL_SDK_DISABLED": "true"},
+    # The same environment, not a copy of it: the control stays tracing off if that ever changes.
+    TRACING_OFF_CONTROL: _UNTRACED,
 }
 # What a run measures unless --tracing says otherwise: the configurations the targets compare.
 DEFAULT_TRACING = (TRACING_OFF, SAMPLED_100, SAMPLED_10)
