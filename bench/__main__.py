@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                     result = attempt(f"{mode}/{key}", lambda m=mode, t=tracing: scenarios.throughput(m, t))
                     measured = rounds_of.setdefault((mode, tracing), [])
                     if result:
-                        measured.append(result)
+                        # The rotation it ran in: report.round_figures pairs configurations by it.
+                        measured.append({"round": seen[tracing], **result})
                     summary = median_result(measured) if measured else None
                     throughput.setdefault(mode, {})[tracing] = summary["eps"] if summary else None
                     details["throughput"].setdefault(mode, {})[tracing] = summary

@@ -106,8 +106,42 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return round(numerator / denominator, 3)
 
 
+def round_figures(document: dict[str, Any], target: Target) -> list[float] | None:
+    """The target's figure in each round that measured it, in round order; None for a figure
+    measured once (latency) or not at all.
+
+    A throughput target's figure is the median of its rounds, a hop ratio the ratio of its sides'
+    medians; a tracing ratio is shown here round by round: a configuration against tracing off in
+    the same rotation, minutes apart (bench.__main__.plan), where the host has drifted less than
+    between the two medians. A reader sees how far the rounds spread around the verdict.
+    """
+    kind = target.path[0]
+    details = document.get("details") or {}
+    if kind == "throughput_eps":
+        _, mode, tracing = target.path
+        return list(_eps_by_round(details, mode, tracing).values()) or None
+    if kind == "tracing_cost_ratio":
+        traced = _eps_by_round(details, "batched_100", target.path[1])
+        untraced = _eps_by_round(details, "batched_100", "tracing_off")
+        paired = [ratio(traced[n], untraced[n]) for n in sorted(traced) if untraced.get(n)]
+        return [r for r in paired if r is not None] or None
+    if kind == "celery_hop":
+        return (document.get("celery_hop") or {}).get("round_ratios") or None
+    return None
+
+
+def _eps_by_round(details: dict[str, Any], mode: str, tracing: str) -> dict[int, float]:
+    """Round number -> events/s of one throughput scenario's rounds (those that finished)."""
+    summary = ((details.get("throughput") or {}).get(mode) or {}).get(tracing) or {}
+    rounds = summary.get("rounds") or []
+    # Documents written before rounds carried their number: their order is the rounds' order.
+    return {r.get("round", i): r["eps"] for i, r in enumerate(rounds, 1) if r.get("eps")}
+
+
 def evaluate_targets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each target with its measured figure and whether it is met (null when not measured)."""
+    """Each target with its measured figure and whether it is met (null when not measured), the
+    figure round by round, and for the tracing ratios this run's A/A control when it was measured."""
+    control = (document.get("tracing_cost_ratio") or {}).get("tracing_off_control")
     out = {}
     for target in TARGETS:
         measured: Any = document
@@ -122,7 +156,11 @@ def evaluate_targets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "measured": measured,
             "met": met,
             "what": target.description,
+            "rounds": round_figures(document, target),
         }
+        if target.path[0] == "tracing_cost_ratio":
+            # Tracing off against itself: how far this run's host alone moved such a ratio.
+            out[target.name]["control"] = control
     return out
 
 
@@ -138,13 +176,25 @@ def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
         value, goal = t["measured"], t["target"]
         figure = f"  {name}: {value:,} ({t['op']} {goal:,})"
         if t["met"]:
-            lines.append(f"{figure}: met")
-            continue
-        # Missed: a figure that misses a "<=" target is above a positive number, so never 0.
-        share = value / goal if t["op"] == ">=" else goal / value
-        # Rounded down: 0.599 against 0.6 is "99%", never a missed target "100% of the way".
-        lines.append(f"{figure}: missed, {math.floor(share * 100)}% of the way")
+            verdict = f"{figure}: met"
+        else:
+            # Missed: a figure that misses a "<=" target is above a positive number, so never 0.
+            share = value / goal if t["op"] == ">=" else goal / value
+            # Rounded down: 0.599 against 0.6 is "99%", never a missed target "100% of the way".
+            verdict = f"{figure}: missed, {math.floor(share * 100)}% of the way"
+        lines.append(verdict + _spread(t))
     return lines
+
+
+def _spread(target: dict[str, Any]) -> str:
+    """What a verdict is read against: its rounds, when there were several, and the A/A control."""
+    notes = []
+    rounds = target.get("rounds") or []
+    if len(rounds) > 1:
+        notes.append("rounds " + ", ".join(f"{r:,}" for r in rounds))
+    if target.get("control") is not None:
+        notes.append(f"control {target['control']}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def build_document(
@@ -183,10 +233,11 @@ def build_document(
         "celery_hop": hop,
         "peak_rss_mb": {role: {**empty_rss, **peak_rss.get(role, {})} for role in ROLES},
     }
-    document["targets"] = evaluate_targets(document)
+    document["targets"] = {}  # filled below, from the whole document: they show the details' rounds
     document["duration_s"] = round(duration_s, 1)
     document["details"] = details or {}
     document["errors"] = list(errors)
+    document["targets"] = evaluate_targets(document)
     return document
 
 

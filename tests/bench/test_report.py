@@ -169,9 +169,16 @@ def test_the_control_is_tracing_off_measured_again_and_judged_by_nothing(tmp_pat
     document = _document(throughput={"batched_100": batched})
     assert document["tracing_cost_ratio"]["tracing_off_control"] == 0.9
     assert document["throughput_eps"]["batched_100"]["tracing_off_control"] == 22_500.0
-    # The targets are the same with or without it.
+    # The verdicts are the same with or without it; the tracing ratios show it beside theirs.
     without = _document(throughput={"batched_100": {k: v for k, v in batched.items() if k != "tracing_off_control"}})
-    assert document["targets"] == without["targets"]
+    verdicts = {name: (t["measured"], t["met"]) for name, t in document["targets"].items()}
+    assert verdicts == {name: (t["measured"], t["met"]) for name, t in without["targets"].items()}
+    assert document["targets"]["tracing_10_ratio"]["control"] == 0.9
+    assert without["targets"]["tracing_10_ratio"]["control"] is None
+    assert "control" not in document["targets"]["celery_hop_ratio"]
+    lines = {line.split(":")[0].strip(): line for line in target_lines(document["targets"])[1:]}
+    assert lines["tracing_100_ratio"].endswith(": met (control 0.9)")
+    assert lines["batched_throughput_eps"].endswith(": met")
     assert write_chart(document, tmp_path / "with-control.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -200,3 +207,45 @@ def test_a_scenario_over_rounds_is_its_median_with_every_round_kept() -> None:
 def test_chart_is_written_as_png(tmp_path: Path) -> None:
     path = write_chart(_document(), tmp_path / "out" / "bench.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _rounds(*eps: float) -> dict:
+    """A scenario's details as bench.__main__ keeps them: the median and each round, numbered."""
+    return {"eps": sorted(eps)[len(eps) // 2], "rounds": [{"round": n, "eps": e} for n, e in enumerate(eps, 1)]}
+
+
+def test_each_verdict_shows_its_rounds_and_the_ratios_pair_rounds_of_one_rotation() -> None:
+    details = {
+        "throughput": {
+            "batched_100": {
+                "tracing_off": _rounds(30_000.0, 20_000.0, 25_000.0),
+                "sampled_100": _rounds(24_000.0, 18_000.0, 20_000.0),
+                # Its second round failed: the third pairs with tracing off's third, not its second.
+                "sampled_10": {
+                    "eps": 23_000.0,
+                    "rounds": [{"round": 1, "eps": 27_000.0}, {"round": 3, "eps": 23_000.0}],
+                },
+            },
+            "single_event": {"sampled_100": _rounds(1_900.0, 2_100.0, 1_700.0)},
+        }
+    }
+    hop = {"direct_eps": 40_000.0, "pipeline_eps": 26_000.0, "ratio": 0.65, "round_ratios": [0.7, 0.65, 0.58]}
+    targets = _document(details=details, celery_hop=hop)["targets"]
+    assert targets["single_event_throughput_eps"]["rounds"] == [1_900.0, 2_100.0, 1_700.0]
+    assert targets["tracing_100_ratio"]["rounds"] == [0.8, 0.9, 0.8]
+    assert targets["tracing_10_ratio"]["rounds"] == [0.9, 0.92]
+    assert targets["celery_hop_ratio"]["rounds"] == [0.7, 0.65, 0.58]
+    assert targets["latency_p99_ms_at_2000"]["rounds"] is None  # measured once
+    lines = {line.split(":")[0].strip(): line for line in target_lines(targets)[1:]}
+    assert lines["single_event_throughput_eps"] == (
+        "  single_event_throughput_eps: 1,900.0 (>= 2,000): missed, 95% of the way (rounds 1,900.0, 2,100.0, 1,700.0)"
+    )
+    assert lines["tracing_10_ratio"].endswith("(rounds 0.9, 0.92)")
+    assert lines["latency_p99_ms_at_2000"].endswith("missed, 83% of the way")
+
+
+def test_a_figure_measured_in_one_round_shows_no_rounds() -> None:
+    details = {"throughput": {"batched_100": {"tracing_off": _rounds(25_000.0), "sampled_100": _rounds(20_000.0)}}}
+    targets = _document(details=details)["targets"]
+    assert targets["tracing_100_ratio"]["rounds"] == [0.8]
+    assert target_lines(targets)[3] == "  tracing_100_ratio: 0.8 (>= 0.7): met"
