@@ -1,11 +1,13 @@
-"""`python -m ingest_app.serve --nginx-conf PATH [--upstream-socket PATH]`: ingest as it runs
-locally, nginx in front of the WSGI server (`ingest_app.server`), supervised as one process group (in
-k8s the same pair is a pod with an nginx sidecar). nginx's config names where the server listens:
-the Unix socket given here, or loopback's upstream port.
+"""`python -m ingest_app.serve --nginx-conf PATH [--upstream-socket PATH ...]`: ingest as it runs
+locally, nginx in front of the WSGI servers (`ingest_app.server`), supervised as one process group
+(in k8s the same pair is a pod with an nginx sidecar). Each app server is granian with one worker
+process, listening on an upstream of its own: each Unix socket given here, or without any, one
+loopback port per worker from the upstream port on (`server.upstreams`). nginx's config names the
+same upstreams and sends each request to the server with the fewest in flight.
 
 The app's threads block while reading a request body, so a few hundred clients that announce a
 body and never send it would take every thread (slowloris); nginx buffers each request whole
-before handing it on, and drops clients that stall. If either process exits, the other is stopped
+before handing it on, and drops clients that stall. If any process exits, the others are stopped
 and this exits non-zero, so the stack's supervisor sees ingest as down.
 """
 
@@ -28,27 +30,36 @@ from sentinel.process_group import run_together
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nginx-conf", required=True, type=Path)
-    parser.add_argument("--upstream-socket", type=Path, help="where granian listens (default: loopback TCP)")
+    parser.add_argument(
+        "--upstream-socket",
+        type=Path,
+        action="append",
+        default=[],
+        help="where one app server listens; once per server (default: loopback TCP, a port per worker)",
+    )
     args = parser.parse_args(argv)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if args.upstream_socket is not None:
+    sockets: list[Path] = args.upstream_socket
+    for path in sockets:
         # A unit killed outright leaves granian's socket behind, and granian would then fail to
         # bind it: the path is this unit's alone.
-        args.upstream_socket.unlink(missing_ok=True)
-    app_server = subprocess.Popen(server.argv(args.upstream_socket), start_new_session=True)
+        path.unlink(missing_ok=True)
+    binds = sockets or server.upstreams(None)
+    app_servers = [subprocess.Popen(server.argv(bind, workers=1), start_new_session=True) for bind in binds]
     children = [
-        app_server,
+        *app_servers,
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),
     ]
     try:
         # A stalled server gets 30 s to finish its requests, then it is killed.
         return 1 if run_together(children, what="ingest process", stop_timeout_s=30) else 0
     finally:
-        stop_group(app_server.pid)
-        if args.upstream_socket is not None:
+        for app_server in app_servers:
+            stop_group(app_server.pid)
+        for path in sockets:
             # granian removes it when it stops normally, not when it is killed, and once in five
             # CI runs not even then: nothing listens on it any more.
-            args.upstream_socket.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
 
 def stop_group(pgid: int, grace_s: float = 5.0) -> None:

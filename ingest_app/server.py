@@ -7,9 +7,11 @@ ingest fell from ~1.33 to ~0.91 ms of CPU per request and end-to-end throughput 
 (docs/performance.md). nginx stays in front: it buffers whole requests, so no app thread waits on a
 slow client, and it caps bodies and headers.
 
-Locally (`ingest_app.serve`) nginx reaches granian on a Unix socket: against loopback TCP, ingest
-spent ~4% less CPU per single-event request (docs/performance.md, eleventh round). In k8s the two
-containers of the pod meet on loopback TCP, where the app server's own probes reach it.
+Locally (`ingest_app.serve`) nginx reaches granian on Unix sockets: against loopback TCP, ingest
+spent ~4% less CPU per single-event request (docs/performance.md, eleventh round). There each worker
+process is a granian server of its own, on its own socket, and nginx sends each request to the one
+with the fewest in flight (`upstreams`). In k8s the two containers of the pod meet on loopback TCP,
+where the app server's own probes reach it, and one granian runs every worker.
 
 Each worker imports `ingest_app.wsgi` itself (never inherited across a fork), so its Kafka producer
 and span exporter threads are its own.
@@ -28,25 +30,25 @@ APP = "ingest_app.wsgi:app"
 GRACEFUL_TIMEOUT_S = 30
 
 
-def argv(upstream_socket: Path | None = None) -> list[str]:
-    """The granian command line for this environment (workers and threads from settings), bound to
-    `upstream_socket` when given, else to loopback's INGEST_UPSTREAM_PORT."""
-    bind = (
+def argv(bind: Path | int | None = None, *, workers: int | None = None) -> list[str]:
+    """The granian command line for this environment: `workers` worker processes (default
+    settings.INGEST_WORKERS) of settings.INGEST_THREADS threads each, bound to the Unix socket
+    `bind` (a Path), the loopback port `bind` (an int), or by default loopback's INGEST_UPSTREAM_PORT."""
+    if isinstance(bind, Path):
         # nginx's worker drops to `nobody` when started as root, and connecting needs write access
         # (granian reads an octal value only with a leading 0).
-        ["--uds", str(upstream_socket), "--uds-permissions", "0666"]
-        if upstream_socket is not None
-        else ["--host", "127.0.0.1", "--port", str(settings.INGEST_UPSTREAM_PORT)]
-    )
+        address = ["--uds", str(bind), "--uds-permissions", "0666"]
+    else:
+        address = ["--host", "127.0.0.1", "--port", str(settings.INGEST_UPSTREAM_PORT if bind is None else bind)]
     return [
         sys.executable,
         "-m",
         "granian",
         "--interface",
         "wsgi",
-        *bind,
+        *address,
         "--workers",
-        str(settings.INGEST_WORKERS),
+        str(settings.INGEST_WORKERS if workers is None else workers),
         "--blocking-threads",
         str(settings.INGEST_THREADS),
         "--http",
@@ -58,6 +60,28 @@ def argv(upstream_socket: Path | None = None) -> list[str]:
         "--no-access-log",  # nginx sees every request; the app logs what matters
         APP,
     ]
+
+
+def upstreams(socket_folder: Path | None, first_port: int | None = None) -> list[Path] | list[int]:
+    """Where the local stack's app servers listen, one granian of one worker process each:
+    INGEST_WORKERS Unix sockets in `socket_folder`, or loopback ports from `first_port` (default
+    INGEST_UPSTREAM_PORT) on when there is no folder or a socket's path would be too long to bind
+    (107 bytes at most).
+
+    One server per process, not one granian of INGEST_WORKERS processes: those share one socket,
+    and the kernel hands nginx's keep-alive connections to whichever worker accepts first. Under
+    single-event load the 32 connections split 23/9, 27/5, even 31/1, so one process (one GIL, 16
+    threads) served most requests while the other idled; with a socket per process nginx balances
+    every request (`least_conn`): 16/16, and 4 alternating pairs, 2,292-2,376 against 1,911-2,187
+    events/s (docs/performance.md, fourteenth round).
+    """
+    count = settings.INGEST_WORKERS
+    if socket_folder is not None:
+        sockets = [socket_folder / f"granian-{i}.sock" for i in range(count)]
+        if all(len(os.fsencode(path)) < 108 for path in sockets):
+            return sockets
+    first = settings.INGEST_UPSTREAM_PORT if first_port is None else first_port
+    return [first + i for i in range(count)]
 
 
 def main() -> None:

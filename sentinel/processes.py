@@ -11,10 +11,12 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import stat
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -87,8 +89,8 @@ class AppProcess(Service):
 
 
 class Ingest(AppProcess):
-    """nginx on the ingest port in front of the WSGI server (granian) on a Unix socket, as one process
-    group."""
+    """nginx on the ingest port in front of the WSGI servers (granian, one per worker process) on Unix
+    sockets, as one process group."""
 
     name = "ingest"
     start_timeout = 60.0
@@ -99,8 +101,9 @@ class Ingest(AppProcess):
 
     @property
     def upstream_port(self) -> int:
-        # Where granian listens when there is no upstream socket: what ingest_app.server computes from
-        # this process's environment (settings.INGEST_UPSTREAM_PORT).
+        # Where the first app server listens when there are no upstream sockets (the others on the
+        # ports after it): what ingest_app.server computes from this process's environment
+        # (settings.INGEST_UPSTREAM_PORT).
         return settings.INGEST_UPSTREAM_PORT if self.port == settings.INGEST_PORT else self.port + 1
 
     @property
@@ -116,11 +119,12 @@ class Ingest(AppProcess):
         return Path(tempfile.gettempdir()) / f"sentinel-{self.name}-{digest}"
 
     @property
-    def upstream_socket(self) -> Path | None:
-        """Where granian listens for nginx: a Unix socket in `nginx_folder`, unless its path is too
-        long for one (107 bytes at most); then loopback TCP, on the upstream port."""
-        path = self.nginx_folder / "granian.sock"
-        return path if len(os.fsencode(path)) < 108 else None
+    def upstreams(self) -> list[Path] | list[int]:
+        """Where the app servers listen for nginx, one per worker process: Unix sockets in
+        `nginx_folder`, or loopback ports when a socket's path would be too long for one."""
+        from ingest_app.server import upstreams
+
+        return upstreams(self.nginx_folder, self.upstream_port)
 
     @property
     def nginx_conf(self) -> Path:
@@ -144,22 +148,23 @@ class Ingest(AppProcess):
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (temp / sub).mkdir(parents=True, exist_ok=True)
             (temp / sub).chmod(0o777)  # nginx's workers drop to `nobody` when started as root
-        socket = self.upstream_socket
-        self.nginx_conf.write_text(nginx_config(self.port, socket or self.upstream_port, folder))
+        self.nginx_conf.write_text(nginx_config(self.port, self.upstreams, folder))
 
     def argv(self) -> list[str]:
-        socket = self.upstream_socket
+        sockets = [str(bind) for bind in self.upstreams if isinstance(bind, Path)]
         return [
             sys.executable,
             "-m",
             "ingest_app.serve",
             "--nginx-conf",
             str(self.nginx_conf),
-            *(["--upstream-socket", str(socket)] if socket is not None else []),
+            *(arg for path in sockets for arg in ("--upstream-socket", path)),
         ]
 
     def ready(self) -> bool:
-        if not port_open(self.port):
+        # Every app server, not only the first to answer through nginx: a request sent to one still
+        # starting would be refused, and nginx would leave that server out for its fail_timeout.
+        if not port_open(self.port) or not all(map(_listening, self.upstreams)):
             return False
         try:
             return requests.get(f"http://{settings.HOST}:{self.port}/readyz", timeout=3).ok
@@ -168,6 +173,17 @@ class Ingest(AppProcess):
 
     def addresses(self) -> dict[str, str]:
         return {"url": f"http://{settings.HOST}:{self.port}", "log": str(self.log_path)}
+
+
+def _listening(upstream: Path | int) -> bool:
+    if isinstance(upstream, int):
+        return port_open(upstream)
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(upstream))
+        except OSError:
+            return False
+        return True
 
 
 def _own_folder(folder: Path) -> None:
@@ -188,14 +204,18 @@ def searchable_by_others(folder: Path) -> bool:
         return False
 
 
-def nginx_config(port: int, upstream: int | Path, folder: Path) -> str:
+def nginx_config(port: int, upstreams: Sequence[int | Path], folder: Path) -> str:
     """nginx as ingest's front door: whole requests buffered before the app sees them, slow
-    clients cut off, refusals in the same JSON shape as ingest's own. `upstream` is where the app
-    server listens: a port on loopback, or a Unix socket. `folder` holds nginx's pid file and body
-    buffers (`Ingest.nginx_folder`)."""
+    clients cut off, refusals in the same JSON shape as ingest's own, each request sent to the app
+    server with the fewest in flight. `upstreams` are where the app servers listen: ports on
+    loopback, or Unix sockets. `folder` holds nginx's pid file and body buffers
+    (`Ingest.nginx_folder`)."""
     limit = settings.INGEST_MAX_BODY_BYTES
     temp = folder / "nginx-temp"
-    server = f"unix:{upstream}" if isinstance(upstream, Path) else f"127.0.0.1:{upstream}"
+    servers = " ".join(
+        f"server unix:{upstream};" if isinstance(upstream, Path) else f"server 127.0.0.1:{upstream};"
+        for upstream in upstreams
+    )
     return f"""\
 worker_processes 1;
 daemon off;
@@ -221,8 +241,9 @@ http {{
     client_max_body_size {limit};
     client_body_buffer_size 1m;
     # Idle upstream connections close long before the app server would close them, so nginx never
-    # sends a request on a connection the server is closing.
-    upstream ingest_app {{ server {server}; keepalive 64; keepalive_timeout 4s; }}
+    # sends a request on a connection the server is closing. Each app server is one Python process;
+    # least_conn keeps their requests in flight even (ingest_app/server.py, upstreams).
+    upstream ingest_app {{ least_conn; {servers} keepalive 64; keepalive_timeout 4s; }}
     server {{
         listen {settings.HOST}:{port} backlog=4096;
         default_type application/json;

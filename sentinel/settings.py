@@ -105,7 +105,8 @@ INGEST_KAFKA_LINGER_MS = _int("SENTINEL_INGEST_KAFKA_LINGER_MS", 5)
 # Ingest limits.
 # Server processes, and Python threads per process running the app: a request mostly waits for
 # Kafka's acknowledgement, and concurrent requests share one producer whose batches (linger.ms)
-# then carry several requests' events.
+# then carry several requests' events. Locally each process is an app server of its own behind
+# nginx (ingest_app/server.py, upstreams); in k8s one granian runs them all.
 INGEST_WORKERS = _int("SENTINEL_INGEST_WORKERS", 2)
 INGEST_THREADS = _int("SENTINEL_INGEST_THREADS", 16)
 INGEST_MAX_BODY_BYTES = _int("SENTINEL_INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)

@@ -1,6 +1,7 @@
-"""`python -m ingest_app.serve`: nginx and granian as one unit. When the granian master is killed
-outright, its worker processes (which do not watch for their parent) must not outlive the unit and
-keep the upstream port, or the restarted ingest could not bind it. With a Unix socket upstream (the
+"""`python -m ingest_app.serve`: nginx and the granian servers (one per worker process) as one unit.
+nginx shares the requests between the servers. When a granian master is killed outright, the unit
+stops, and no worker process (they do not watch for their parent) may outlive it and keep an
+upstream port, or the restarted ingest could not bind it. With a Unix socket upstream (the
 local stack's), the unit removes the socket file as it stops, and a start binds over one that a unit
 killed outright left behind."""
 
@@ -19,8 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from ingest_app import server
 from ingest_app.serve import group_members
-from sentinel import processes
+from sentinel import processes, settings
 from sentinel.stack.runner import port_open
 from tests.e2e.helpers import wait_until
 from tests.faults.harness import child_pids
@@ -39,7 +41,8 @@ def _cmdline(pid: int) -> str:
 
 def _start(home: Path, socket_path: Path | None) -> subprocess.Popen[bytes]:
     conf = home / "nginx.conf"
-    conf.write_text(processes.nginx_config(PORT, socket_path or UPSTREAM_PORT, home))
+    upstreams = [socket_path] if socket_path is not None else server.upstreams(None, UPSTREAM_PORT)
+    conf.write_text(processes.nginx_config(PORT, upstreams, home))
     env = {
         **os.environ,
         "SENTINEL_INGEST_PORT": str(PORT),
@@ -100,31 +103,57 @@ def _answers_through_nginx() -> bool:
         return False
 
 
-def test_killing_the_granian_master_leaves_no_worker_holding_the_port(serve: subprocess.Popen[bytes]) -> None:
-    wait_until(lambda: port_open(UPSTREAM_PORT), timeout_s=60, what="granian to listen")
-    masters = [pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid)]
-    assert len(masters) == 1, [_cmdline(pid) for pid in child_pids(serve.pid)]
-    master = masters[0]
-    wait_until(lambda: len(child_pids(master)) >= 2, timeout_s=30, what="granian's worker processes")
-    workers = child_pids(master)
+def _masters(serve: subprocess.Popen[bytes]) -> list[int]:
+    return [pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid)]
 
-    os.kill(master, signal.SIGKILL)
+
+def test_killing_a_granian_master_stops_the_unit_and_leaves_no_worker_holding_a_port(
+    serve: subprocess.Popen[bytes],
+) -> None:
+    ports = server.upstreams(None, UPSTREAM_PORT)
+    assert len(ports) == settings.INGEST_WORKERS > 1  # an app server per worker process
+    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    masters = _masters(serve)
+    assert len(masters) == len(ports), [_cmdline(pid) for pid in child_pids(serve.pid)]
+    for master in masters:
+        wait_until(lambda m=master: len(child_pids(m)) >= 1, timeout_s=30, what="granian's worker process")
+    workers = [pid for master in masters for pid in child_pids(master)]
+
+    os.kill(masters[0], signal.SIGKILL)
 
     assert serve.wait(30) == 1  # the unit failed, and says so to its supervisor
-    assert group_members(master) == []
+    assert all(group_members(master) == [] for master in masters)
     assert not any(Path(f"/proc/{pid}").exists() and "-m granian" in _cmdline(pid) for pid in workers)
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", UPSTREAM_PORT))  # free for the next start
+    for port in ports:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))  # free for the next start
 
 
 def test_a_normal_stop_stops_the_whole_group(serve: subprocess.Popen[bytes]) -> None:
-    wait_until(lambda: port_open(UPSTREAM_PORT), timeout_s=60, what="granian to listen")
-    master = next(pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid))
+    ports = server.upstreams(None, UPSTREAM_PORT)
+    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    masters = _masters(serve)
     serve.terminate()
     assert serve.wait(40) == 0
-    assert group_members(master) == []
-    assert not port_open(UPSTREAM_PORT) and not port_open(PORT)
+    assert all(group_members(master) == [] for master in masters)
+    assert not any(map(port_open, [*ports, PORT]))
+
+
+def test_nginx_shares_the_requests_between_the_app_servers(serve: subprocess.Popen[bytes], home: Path) -> None:
+    ports = server.upstreams(None, UPSTREAM_PORT)
+    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    wait_until(_answers_through_nginx, timeout_s=30, what="nginx to reach the app servers")
+    for _ in range(20):
+        # Refused by the app (not JSON), which counts it: no Kafka needed.
+        response = requests.post(f"http://127.0.0.1:{PORT}/events", data=b"{", timeout=5)
+        assert response.status_code == 400, response.text
+    workers = {pid for master in _masters(serve) for pid in child_pids(master)}
+    # Each process that counted a request keeps its own file (prometheus_client's multiprocess mode).
+    counted = {int(path.stem.rsplit("_", 1)[1]) for path in home.glob("counter_*.db")}
+    # Every server is one of nginx's upstreams and gets its share (tests/unit/test_ingest_upstream.py
+    # checks that nginx picks the one with the fewest requests in flight).
+    assert len(workers & counted) == len(ports), (workers, counted)
 
 
 def test_a_killed_server_s_socket_is_removed_by_the_unit(home: Path) -> None:

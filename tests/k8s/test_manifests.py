@@ -571,7 +571,7 @@ def test_the_sidecar_runs_the_local_stacks_nginx_config(
         monkeypatch.setattr(settings, "INGEST_MAX_BODY_BYTES", int(configmap["SENTINEL_INGEST_MAX_BODY_BYTES"]))
         local = processes.nginx_config(
             int(configmap["SENTINEL_INGEST_PORT"]),
-            int(configmap["SENTINEL_INGEST_UPSTREAM_PORT"]),
+            [int(configmap["SENTINEL_INGEST_UPSTREAM_PORT"])],
             Path("/nonexistent/ingest"),
         )
         deployed = _configmap(docs, NGINX_CONFIGMAP)["data"]["nginx.conf"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -18,6 +19,10 @@ from sentinel.stack.runner import ServiceError
 
 def _option(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else None
+
+
+def _options(argv: list[str], name: str) -> list[str]:
+    return [value for option, value in itertools.pairwise(argv) if option == name]
 
 
 def test_given_a_socket_granian_binds_it_writable_by_nginxs_worker(tmp_path: Path) -> None:
@@ -39,17 +44,44 @@ def test_without_a_socket_granian_binds_the_loopback_upstream_port(monkeypatch: 
     assert "--uds" not in argv
 
 
+def test_an_app_server_per_worker_binds_a_given_port_with_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "INGEST_WORKERS", 3)
+    argv = server.argv(18125, workers=1)
+    assert (_option(argv, "--host"), _option(argv, "--port"), _option(argv, "--workers")) == ("127.0.0.1", "18125", "1")
+    # Without a count, granian runs every worker (k8s: one server per pod).
+    assert _option(server.argv(), "--workers") == "3"
+
+
+def test_the_local_upstreams_are_a_socket_per_worker_or_a_port_per_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(settings, "INGEST_WORKERS", 2)
+    monkeypatch.setattr(settings, "INGEST_UPSTREAM_PORT", 18123)
+    assert server.upstreams(tmp_path) == [tmp_path / "granian-0.sock", tmp_path / "granian-1.sock"]
+    assert server.upstreams(None) == [18123, 18124]
+    assert server.upstreams(None, 18500) == [18500, 18501]
+    # A socket's path holds at most 107 bytes: a folder too deep for one gets ports instead.
+    assert server.upstreams(tmp_path / ("d" * 120)) == [18123, 18124]
+
+
 @pytest.mark.parametrize(
-    ("upstream", "server_line"),
+    ("upstreams", "servers"),
     [
-        (Path("/srv/ingest/granian.sock"), "server unix:/srv/ingest/granian.sock;"),
-        (8081, "server 127.0.0.1:8081;"),
+        ([Path("/srv/ingest/granian-0.sock")], "server unix:/srv/ingest/granian-0.sock;"),
+        (
+            [Path("/srv/ingest/granian-0.sock"), Path("/srv/ingest/granian-1.sock")],
+            "server unix:/srv/ingest/granian-0.sock; server unix:/srv/ingest/granian-1.sock;",
+        ),
+        ([8081, 8082], "server 127.0.0.1:8081; server 127.0.0.1:8082;"),
     ],
 )
-def test_nginx_proxies_to_where_the_app_server_listens(upstream: int | Path, server_line: str) -> None:
-    config = processes.nginx_config(8080, upstream, Path("/srv/ingest"))
+def test_nginx_sends_each_request_to_the_app_server_with_fewest_in_flight(
+    upstreams: list[int | Path], servers: str
+) -> None:
+    config = processes.nginx_config(8080, upstreams, Path("/srv/ingest"))
     upstream_block = next(line for line in config.splitlines() if "upstream ingest_app" in line)
-    assert server_line in upstream_block, upstream_block
+    # The balancing method must come before keepalive, or nginx balances round-robin.
+    assert f"{{ least_conn; {servers} keepalive 64;" in upstream_block, upstream_block
 
 
 @pytest.fixture
@@ -78,11 +110,12 @@ def test_a_stack_nginx_cannot_search_gets_a_folder_of_its_own_in_the_temporary_f
         folder = ingest.nginx_folder
         assert folder.parent == open_folder and folder.name.startswith("sentinel-ingest-")
         assert processes.searchable_by_others(folder)
-        assert ingest.upstream_socket == folder / "granian.sock"
-        assert _option(ingest.argv(), "--upstream-socket") == str(folder / "granian.sock")
+        sockets = [folder / f"granian-{i}.sock" for i in range(settings.INGEST_WORKERS)]
+        assert ingest.upstreams == sockets
+        assert _options(ingest.argv(), "--upstream-socket") == [str(path) for path in sockets]
         config = ingest.nginx_conf.read_text()
         assert f"client_body_temp_path {folder}/nginx-temp/body;" in config
-        assert f"server unix:{folder}/granian.sock;" in config
+        assert all(f"server unix:{path};" in config for path in sockets)
         ingest.prepare()  # the next start takes its own folder over
 
         os.chown(folder, 65534, 65534)  # made by someone else (nobody): its name is predictable
@@ -99,12 +132,12 @@ def test_a_searchable_stack_keeps_nginxs_files_and_the_socket_in_ingests_folder(
     ingest = processes.Ingest()
     ingest.prepare()
     assert ingest.nginx_folder == ingest.home == open_folder / "ingest"
-    socket = ingest.home / "granian.sock"
-    assert ingest.upstream_socket == socket
-    assert _option(ingest.argv(), "--upstream-socket") == str(socket)
+    sockets = [ingest.home / f"granian-{i}.sock" for i in range(settings.INGEST_WORKERS)]
+    assert ingest.upstreams == sockets
+    assert _options(ingest.argv(), "--upstream-socket") == [str(path) for path in sockets]
     config = ingest.nginx_conf.read_text()
     assert f"client_body_temp_path {ingest.home}/nginx-temp/body;" in config
-    assert f"server unix:{socket};" in config
+    assert all(f"server unix:{path};" in config for path in sockets)
 
 
 def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
@@ -115,6 +148,7 @@ def test_a_folder_too_deep_for_a_socket_path_falls_back_to_the_upstream_port(
     monkeypatch.setattr(settings, "STACK_DIR", deep)
     ingest = processes.Ingest()
     ingest.prepare()
-    assert ingest.upstream_socket is None
-    assert "server 127.0.0.1:" in ingest.nginx_conf.read_text()
+    ports = [ingest.upstream_port + i for i in range(settings.INGEST_WORKERS)]
+    assert ingest.upstreams == ports
+    assert all(f"server 127.0.0.1:{port};" in ingest.nginx_conf.read_text() for port in ports)
     assert "--upstream-socket" not in ingest.argv()
