@@ -71,9 +71,9 @@ def upstreams(socket_folder: Path | None, first_port: int | None = None) -> list
     One server per process, not one granian of INGEST_WORKERS processes: those share one socket,
     and the kernel hands nginx's keep-alive connections to whichever worker accepts first. Under
     single-event load the 32 connections split 23/9, 27/5, even 31/1, so one process (one GIL, 16
-    threads) served most requests while the other idled; with a socket per process nginx balances
-    every request (`least_conn`): 16/16, and 4 alternating pairs, 2,292-2,376 against 1,911-2,187
-    events/s (docs/performance.md, fourteenth round).
+    threads) served most requests while the other idled. With a socket per process nginx balances
+    every request (`least_conn`): 16/16, and ~12% more single-event requests per second, 6 of 7
+    alternating pairs (docs/performance.md, fourteenth round).
     """
     count = settings.INGEST_WORKERS
     if socket_folder is not None:

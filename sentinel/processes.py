@@ -164,7 +164,7 @@ class Ingest(AppProcess):
     def ready(self) -> bool:
         # Every app server, not only the first to answer through nginx: a request sent to one still
         # starting would be refused, and nginx would leave that server out for its fail_timeout.
-        if not port_open(self.port) or not all(map(_listening, self.upstreams)):
+        if not port_open(self.port) or not all(map(listening, self.upstreams)):
             return False
         try:
             return requests.get(f"http://{settings.HOST}:{self.port}/readyz", timeout=3).ok
@@ -175,7 +175,8 @@ class Ingest(AppProcess):
         return {"url": f"http://{settings.HOST}:{self.port}", "log": str(self.log_path)}
 
 
-def _listening(upstream: Path | int) -> bool:
+def listening(upstream: Path | int) -> bool:
+    """Whether something accepts connections on `upstream`: a Unix socket, or a port on loopback."""
     if isinstance(upstream, int):
         return port_open(upstream)
     with socket.socket(socket.AF_UNIX) as sock:

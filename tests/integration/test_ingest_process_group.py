@@ -87,15 +87,6 @@ def serve(home: Path) -> Iterator[subprocess.Popen[bytes]]:
         _stop(proc)
 
 
-def _socket_accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-        return True
-
-
 def _answers_through_nginx() -> bool:
     try:
         return requests.get(f"http://127.0.0.1:{PORT}/healthz", timeout=2).ok
@@ -160,7 +151,7 @@ def test_a_killed_server_s_socket_is_removed_by_the_unit(home: Path) -> None:
     socket_path = home / "granian.sock"
     first = _start(home, socket_path)
     try:
-        wait_until(lambda: _socket_accepts(socket_path), timeout_s=60, what="granian to listen on its socket")
+        wait_until(lambda: processes.listening(socket_path), timeout_s=60, what="granian to listen on its socket")
         wait_until(_answers_through_nginx, timeout_s=30, what="nginx to reach granian on its socket")
         master = next(pid for pid in child_pids(first.pid) if "-m granian" in _cmdline(pid))
         os.kill(master, signal.SIGKILL)
@@ -175,7 +166,7 @@ def test_a_stale_socket_does_not_stop_the_next_start(home: Path) -> None:
     socket_path = home / "granian.sock"
     with socket.socket(socket.AF_UNIX) as stale:
         stale.bind(str(socket_path))  # closed without unlink: a file nobody listens on
-    assert socket_path.exists() and not _socket_accepts(socket_path)
+    assert socket_path.exists() and not processes.listening(socket_path)
 
     second = _start(home, socket_path)
     try:
