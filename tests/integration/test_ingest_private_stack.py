@@ -57,9 +57,8 @@ def private_ingest() -> Iterator[PrivateIngest]:
 
 def test_a_body_over_nginxs_memory_buffer_is_accepted_in_a_private_stack(private_ingest: PrivateIngest) -> None:
     assert not processes.searchable_by_others(private_ingest.home)
-    assert all(
-        isinstance(bind, Path) for bind in private_ingest.upstreams
-    )  # nginx reaches granian on sockets there too
+    # nginx reaches granian on sockets there too.
+    assert all(isinstance(bind, Path) for bind in private_ingest.upstreams)
     events = [{"type": "tool_call", "attributes": {"blob": "x" * 1000}} for _ in range(2000)]
     body = orjson.dumps(events)
     assert len(body) > 1024 * 1024  # client_body_buffer_size: nginx writes it to a file

@@ -94,16 +94,22 @@ def _answers_through_nginx() -> bool:
         return False
 
 
-def _masters(serve: subprocess.Popen[bytes]) -> list[int]:
-    return [pid for pid in child_pids(serve.pid) if "-m granian" in _cmdline(pid)]
+def _masters(unit: subprocess.Popen[bytes]) -> list[int]:
+    return [pid for pid in child_pids(unit.pid) if "-m granian" in _cmdline(pid)]
+
+
+def _app_servers_listening() -> list[int]:
+    """The app servers' ports, once every one of them listens."""
+    ports = server.upstreams(None, UPSTREAM_PORT)
+    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    return ports
 
 
 def test_killing_a_granian_master_stops_the_unit_and_leaves_no_worker_holding_a_port(
     serve: subprocess.Popen[bytes],
 ) -> None:
-    ports = server.upstreams(None, UPSTREAM_PORT)
+    ports = _app_servers_listening()
     assert len(ports) == settings.INGEST_WORKERS > 1  # an app server per worker process
-    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
     masters = _masters(serve)
     assert len(masters) == len(ports), [_cmdline(pid) for pid in child_pids(serve.pid)]
     for master in masters:
@@ -122,8 +128,7 @@ def test_killing_a_granian_master_stops_the_unit_and_leaves_no_worker_holding_a_
 
 
 def test_a_normal_stop_stops_the_whole_group(serve: subprocess.Popen[bytes]) -> None:
-    ports = server.upstreams(None, UPSTREAM_PORT)
-    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    ports = _app_servers_listening()
     masters = _masters(serve)
     serve.terminate()
     assert serve.wait(40) == 0
@@ -132,8 +137,7 @@ def test_a_normal_stop_stops_the_whole_group(serve: subprocess.Popen[bytes]) -> 
 
 
 def test_nginx_shares_the_requests_between_the_app_servers(serve: subprocess.Popen[bytes], home: Path) -> None:
-    ports = server.upstreams(None, UPSTREAM_PORT)
-    wait_until(lambda: all(map(port_open, ports)), timeout_s=60, what="every app server to listen")
+    ports = _app_servers_listening()
     wait_until(_answers_through_nginx, timeout_s=30, what="nginx to reach the app servers")
     for _ in range(20):
         # Refused by the app (not JSON), which counts it: no Kafka needed.
@@ -153,8 +157,7 @@ def test_a_killed_server_s_socket_is_removed_by_the_unit(home: Path) -> None:
     try:
         wait_until(lambda: processes.listening(socket_path), timeout_s=60, what="granian to listen on its socket")
         wait_until(_answers_through_nginx, timeout_s=30, what="nginx to reach granian on its socket")
-        master = next(pid for pid in child_pids(first.pid) if "-m granian" in _cmdline(pid))
-        os.kill(master, signal.SIGKILL)
+        os.kill(_masters(first)[0], signal.SIGKILL)
         assert first.wait(30) == 1
     finally:
         _stop(first)
