@@ -1,18 +1,20 @@
 """POST /events's work, whoever serves the request: check the caller, read and validate the
 events, publish them to Kafka under a `send mcp.events` span and wait for Kafka's acknowledgement.
 
-Served by `ingest_app.events_endpoint` (the default) or by the Flask view in `routes` (when the OTel
-Flask instrumentation records the server span); both answer with the `Reply` returned here.
+Served on granian's event loop by `ingest_app.rsgi` (`accept_events_async`, the default), and in a
+thread by `ingest_app.events_endpoint` or the Flask view in `routes` (`accept_events`); all answer
+with the `Reply` returned here, from the same steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
@@ -45,26 +47,78 @@ def _refuse(status: int, reason: str, rejected: int, /, **detail: Any) -> Reply:
 
 
 def accept_events(request: Incoming, config: Mapping[str, Any], publisher: KafkaPublisher) -> Reply:
-    """The answer to one POST /events. Raises what `request.read_body` raises (Werkzeug's
-    HTTPException); the caller answers it."""
-    if not authorized(request.authorization, config["SENTINEL_TOKENS"]):
-        metrics.INGEST_REQUESTS.labels("401").inc()
-        return Reply(
-            401,
-            {"error": "unauthorized", "detail": "a valid bearer token is required"},
-            {"WWW-Authenticate": 'Bearer realm="sentinel"'},
-        )
-    limit = config["MAX_CONTENT_LENGTH"]
+    """The answer to one POST /events, waiting in this thread for Kafka's acknowledgement. Raises
+    what `request.read_body` raises (Werkzeug's HTTPException); the caller answers it."""
+    refusal = refuse_unauthorized(request.authorization, config)
+    if refusal is not None:
+        return refusal
     try:
         body = request.read_body()
     except OSError:
         # The client stopped sending its body (the socket read timed out): free the thread.
         return _refuse(408, "body_timeout", 1, detail="the request body did not arrive in time")
-    if request.content_length is None and limit is not None and len(body) >= limit:
+    checked = check_events(body, request.content_length, request.content_type, config)
+    if isinstance(checked, Reply):
+        return checked
+    with publishing(checked, publisher.topic) as (span, messages):
+        try:
+            publisher.publish(messages)
+        except PublishUnavailable as exc:
+            return unavailable(span, exc, len(checked), config)
+    return accepted(checked)
+
+
+async def accept_events_async(
+    authorization: str | None,
+    read_body: Callable[[], Awaitable[bytes]],
+    content_length: int | None,
+    content_type: str | None,
+    config: Mapping[str, Any],
+    publisher: KafkaPublisher,
+) -> Reply:
+    """`accept_events` on an event loop (`ingest_app.rsgi`): the same checks, spans and answers,
+    awaiting the body and Kafka's acknowledgement instead of blocking a thread on them. Raises what
+    `read_body` raises."""
+    refusal = refuse_unauthorized(authorization, config)
+    if refusal is not None:
+        return refusal
+    checked = check_events(await read_body(), content_length, content_type, config)
+    if isinstance(checked, Reply):
+        return checked
+    with publishing(checked, publisher.topic) as (span, messages):
+        try:
+            await publisher.publish_async(messages)
+        except PublishUnavailable as exc:
+            return unavailable(span, exc, len(checked), config)
+    return accepted(checked)
+
+
+def refuse_unauthorized(authorization: str | None, config: Mapping[str, Any]) -> Reply | None:
+    """A 401 unless the Authorization header carries one of the configured tokens."""
+    if authorized(authorization, config["SENTINEL_TOKENS"]):
+        return None
+    metrics.INGEST_REQUESTS.labels("401").inc()
+    return Reply(
+        401,
+        {"error": "unauthorized", "detail": "a valid bearer token is required"},
+        {"WWW-Authenticate": 'Bearer realm="sentinel"'},
+    )
+
+
+# An event ready to publish: its id, its Kafka key (the session) and its JSON.
+Prepared = tuple[str, bytes | None, bytes]
+
+
+def check_events(
+    body: bytes, content_length: int | None, content_type: str | None, config: Mapping[str, Any]
+) -> Reply | list[Prepared]:
+    """The body's events ready to publish, each with its id, or the refusal of the whole request."""
+    limit = config["MAX_CONTENT_LENGTH"]
+    if content_length is None and limit is not None and len(body) >= limit:
         # A chunked body is cut at the limit by Werkzeug without an error; never accept a prefix.
         return _refuse(413, "body_too_large", 1, detail=f"the body is larger than {limit} bytes")
     try:
-        candidates = parse_events(body, request.content_type)
+        candidates = parse_events(body, content_type)
     except BodyError as exc:
         return _refuse(400, "invalid_json", 1, detail=str(exc))
     if len(candidates) > config["SENTINEL_MAX_EVENTS"]:
@@ -78,7 +132,7 @@ def accept_events(request: Incoming, config: Mapping[str, Any], publisher: Kafka
         return _refuse(400, "no_events", 1, detail="the array holds no events")
 
     max_bytes = config["SENTINEL_MAX_EVENT_BYTES"]
-    prepared: list[tuple[str, bytes | None, bytes]] = []
+    prepared: list[Prepared] = []
     fresh_ids: Iterator[str] | None = None  # drawn only when an event comes without an id
     for index, event in enumerate(candidates):
         problem = events.validate(event)
@@ -102,7 +156,13 @@ def accept_events(request: Incoming, config: Mapping[str, Any], publisher: Kafka
             )
         session = event.get("session_id")
         prepared.append((event_id, session.encode() if session else None, value))
+    return prepared
 
+
+@contextmanager
+def publishing(prepared: list[Prepared], topic: str) -> Iterator[tuple[Span, list[OutgoingMessage]]]:
+    """The request's `send mcp.events` span, current while the caller publishes, and the messages
+    to publish, each carrying the span's context."""
     # One PRODUCER span for the request's batch; every message carries its context, so each
     # event's consume span in the bridge becomes its child.
     publish_span = lean_span.start_span(
@@ -112,7 +172,7 @@ def accept_events(request: Incoming, config: Mapping[str, Any], publisher: Kafka
             semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
             semconv.MESSAGING_OPERATION_NAME: "send",
             semconv.MESSAGING_OPERATION_TYPE: "send",
-            semconv.MESSAGING_DESTINATION_NAME: publisher.topic,
+            semconv.MESSAGING_DESTINATION_NAME: topic,
             semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(prepared),
         },
     )
@@ -121,17 +181,24 @@ def accept_events(request: Incoming, config: Mapping[str, Any], publisher: Kafka
             span.set_attribute(semconv.MESSAGING_MESSAGE_ID, prepared[0][0])
         trace_headers: list[tuple[str, bytes]] = []
         propagation.inject(trace_headers)
-        messages = [
-            OutgoingMessage(key, value, [*trace_headers, (semconv.HEADER_EVENT_ID, event_id.encode())])
-            for event_id, key, value in prepared
-        ]
-        try:
-            publisher.publish(messages)
-        except PublishUnavailable as exc:
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            metrics.INGEST_PRODUCE_ERRORS.inc()
-            refused = _refuse(503, "kafka_unavailable", len(prepared), detail=str(exc))
-            return refused._replace(headers={"Retry-After": str(config["SENTINEL_RETRY_AFTER_S"])})
+        yield (
+            span,
+            [
+                OutgoingMessage(key, value, [*trace_headers, (semconv.HEADER_EVENT_ID, event_id.encode())])
+                for event_id, key, value in prepared
+            ],
+        )
+
+
+def unavailable(span: Span, exc: PublishUnavailable, count: int, config: Mapping[str, Any]) -> Reply:
+    """The 503 for events Kafka did not acknowledge; the publish span records why."""
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+    metrics.INGEST_PRODUCE_ERRORS.inc()
+    refused = _refuse(503, "kafka_unavailable", count, detail=str(exc))
+    return refused._replace(headers={"Retry-After": str(config["SENTINEL_RETRY_AFTER_S"])})
+
+
+def accepted(prepared: list[Prepared]) -> Reply:
     metrics.INGEST_REQUESTS.labels("202").inc()
     metrics.INGEST_EVENTS_ACCEPTED.inc(len(prepared))
     return Reply(202, {"accepted": len(prepared), "event_ids": [p[0] for p in prepared]})

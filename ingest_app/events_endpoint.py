@@ -1,4 +1,6 @@
-"""POST /events answered in front of Flask's request handling; every other request goes on to Flask.
+"""POST /events answered in front of Flask's request handling, behind granian's WSGI interface
+(SENTINEL_INGEST_INTERFACE=wsgi; by default `rsgi_app` answers it on an event loop, with the
+`JsonAnswer`, `by_flask` and `read_body` here); every other request goes on to Flask.
 
 Why: with one event per POST, Flask's per-request machinery (request and app contexts, URL
 adapter, hooks, signals, the response object) cost more than the work it wraps. Called directly
@@ -40,11 +42,12 @@ EVENTS_PATH = "/events"
 E = TypeVar("E", bound=Exception)
 
 
-def _read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
+def read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
+    """The body as Flask's Request reads it (Werkzeug's limits and errors)."""
     return get_input_stream(environ, max_content_length=limit).read()
 
 
-class _JsonAnswer(NamedTuple):
+class JsonAnswer(NamedTuple):
     """A WSGI response with a JSON body, written as Werkzeug's Response writes it."""
 
     status_code: int
@@ -76,7 +79,7 @@ class EventsEndpoint:
             except Exception as exc:  # noqa: BLE001 - answered as Flask answers any unhandled exception
                 unhandled = exc
                 # Logged, then a JSON 500 from the app's error handler (or raised again in testing).
-                response = self._by_flask(environ, self._app.handle_exception, exc)
+                response = by_flask(self._app, environ, self._app.handle_exception, exc)
             server_span.record_status(started[0], response.status_code)
         finally:
             server_span.end_server_span(started, unhandled)
@@ -84,7 +87,7 @@ class EventsEndpoint:
         # handling: what it raises is the server's, not a 500 of the app.
         return response(environ, start_response)
 
-    def _answer(self, environ: WSGIEnvironment) -> _JsonAnswer | Response:
+    def _answer(self, environ: WSGIEnvironment) -> JsonAnswer | Response:
         app = self._app
         # What Flask's Request would read, straight from the environ: its headers are these keys,
         # and its get_data reads this stream (get_input_stream with MAX_CONTENT_LENGTH).
@@ -92,16 +95,17 @@ class EventsEndpoint:
             environ.get("HTTP_AUTHORIZATION"),
             environ.get("CONTENT_TYPE"),
             get_content_length(environ),
-            partial(_read_body, environ, app.config["MAX_CONTENT_LENGTH"]),
+            partial(read_body, environ, app.config["MAX_CONTENT_LENGTH"]),
         )
         try:
             status, payload, headers = accept_events(request, app.config, app.extensions[APP_EXTENSION])
         except HTTPException as exc:  # raised while reading the body: 413, or 400 for a body cut short
-            return self._by_flask(environ, app.handle_http_exception, exc)
-        return _JsonAnswer(status, orjson.dumps(payload), headers)
+            return by_flask(app, environ, app.handle_http_exception, exc)
+        return JsonAnswer(status, orjson.dumps(payload), headers)
 
-    def _by_flask(self, environ: WSGIEnvironment, handle: Callable[[E], ResponseReturnValue], exc: E) -> Response:
-        """The response `handle(exc)`, Flask's own handling, gives, inside a request context as its
-        handlers expect."""
-        with self._app.request_context(environ):
-            return self._app.make_response(handle(exc))
+
+def by_flask(app: Flask, environ: WSGIEnvironment, handle: Callable[[E], ResponseReturnValue], exc: E) -> Response:
+    """The response `handle(exc)`, Flask's own handling, gives, inside a request context as its
+    handlers expect."""
+    with app.request_context(environ):
+        return app.make_response(handle(exc))

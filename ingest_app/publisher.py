@@ -1,17 +1,20 @@
 """Publish accepted events to Kafka and wait until Kafka has them (acks=all, idempotent).
 
-One producer per process, shared by the request threads. A background thread serves delivery
+One producer per process, shared by every request in flight. A background thread serves delivery
 reports; each request waits only for its own messages, so concurrent requests batch together in
-librdkafka (linger.ms) instead of flushing each other. The producer is created lazily in the
-serving process: the server forks its workers, and librdkafka's threads do not survive a fork.
+librdkafka (linger.ms) instead of flushing each other. A request waits in its thread (`publish`) or,
+on an event loop, for a future (`publish_async`). The producer is created lazily in the serving
+process: the server forks its workers, and librdkafka's threads do not survive a fork.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -93,6 +96,63 @@ class _Delivery:
         return self._done.acquire(timeout=timeout_s)
 
 
+class _AsyncDelivery:
+    """Delivery reports of one request served on an event loop. The report thread counts; once the
+    last report is in, the request joins `finished` (the publisher's list of the current poll), and
+    the report thread resolves the futures of a whole poll's requests with one wake-up of their loop.
+    """
+
+    __slots__ = ("delivered", "error", "expected", "finished", "future")
+
+    def __init__(self, future: asyncio.Future[None], finished: _Finished) -> None:
+        self.delivered = 0
+        self.expected: int | None = None
+        self.error: KafkaError | None = None
+        self.future = future
+        self.finished = finished
+
+    def __call__(self, err: KafkaError | None, _msg: object) -> None:
+        if err is not None and self.error is None:
+            self.error = err
+        self.delivered += 1
+        expected = self.expected
+        if expected is not None and self.delivered == expected:
+            self.finished.requests.append(self)
+
+    def expect(self, count: int) -> None:
+        """Called on the loop once every message is produced; the reports may all be in already."""
+        self.expected = count
+        if self.delivered >= count:
+            _resolve([self])
+
+
+class _Finished:
+    """Requests whose last report arrived in the current poll (only the report thread touches it)."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        self.requests: list[_AsyncDelivery] = []
+
+    def wake_loops(self) -> None:
+        if not self.requests:
+            return
+        done, self.requests = self.requests, []
+        by_loop: defaultdict[asyncio.AbstractEventLoop, list[_AsyncDelivery]] = defaultdict(list)
+        for delivery in done:
+            by_loop[delivery.future.get_loop()].append(delivery)
+        for loop, deliveries in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, deliveries)
+
+
+def _resolve(deliveries: list[_AsyncDelivery]) -> None:
+    # On the loop. Both sides can see the last report (as in _Delivery): resolve once.
+    for delivery in deliveries:
+        if not delivery.future.done():
+            delivery.future.set_result(None)
+
+
 class KafkaPublisher:
     def __init__(
         self, topic: str = settings.EVENTS_TOPIC, timeout_s: float = settings.INGEST_PUBLISH_TIMEOUT_S
@@ -103,6 +163,7 @@ class KafkaPublisher:
         self._pid = 0
         self._lock = threading.Lock()
         self._ready_until = 0.0
+        self._finished = _Finished()
 
     @property
     def producer(self) -> Producer:
@@ -111,15 +172,20 @@ class KafkaPublisher:
                 if self._producer is None or self._pid != os.getpid():
                     self._producer = Producer(producer_config(self.timeout_s))
                     self._pid = os.getpid()
+                    self._finished = _Finished()
                     threading.Thread(
-                        target=self._serve_reports, args=(self._producer,), daemon=True, name="kafka-delivery-reports"
+                        target=self._serve_reports,
+                        args=(self._producer, self._finished),
+                        daemon=True,
+                        name="kafka-delivery-reports",
                     ).start()
         return self._producer
 
     @staticmethod
-    def _serve_reports(producer: Producer) -> None:
+    def _serve_reports(producer: Producer, finished: _Finished) -> None:
         while True:
             producer.poll(0.1)
+            finished.wake_loops()
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Produce every message and block until each is acknowledged.
@@ -131,30 +197,56 @@ class KafkaPublisher:
         delivery = _Delivery()
         deadline = time.monotonic() + self.timeout_s
         for message in messages:
-            while True:
-                try:
-                    producer.produce(
-                        self.topic,
-                        value=message.value,
-                        key=message.key,
-                        headers=message.headers,
-                        on_delivery=delivery,
-                    )
-                    break
-                except BufferError:
-                    # Local queue full: the report thread drains it; wait within our deadline.
-                    if time.monotonic() > deadline:
-                        raise PublishUnavailable("Kafka producer queue is full") from None
-                    time.sleep(0.01)
-                except KafkaException as exc:
-                    raise PublishUnavailable(f"Kafka refused the message: {exc}") from exc
+            while not self._produce(producer, message, delivery, deadline):
+                time.sleep(0.01)
         delivery.expect(len(messages))
         # message.timeout.ms bounds every delivery report; the extra second covers the report itself.
         if not delivery.wait(max(0.0, deadline - time.monotonic()) + 1.0):
-            missing = len(messages) - delivery.delivered
-            raise PublishUnavailable(f"Kafka did not acknowledge {missing} event(s) in {self.timeout_s:.0f}s")
+            raise self._unacknowledged(len(messages) - delivery.delivered)
         if delivery.error is not None:
-            raise PublishUnavailable(f"Kafka did not acknowledge the events: {delivery.error.str()}")
+            raise self._refused(delivery.error)
+
+    async def publish_async(self, messages: Sequence[OutgoingMessage]) -> None:
+        """`publish` for a caller on an event loop: awaits the acknowledgements, the loop serves
+        other requests meanwhile. Raises what `publish` raises."""
+        producer = self.producer
+        delivery = _AsyncDelivery(asyncio.get_running_loop().create_future(), self._finished)
+        deadline = time.monotonic() + self.timeout_s
+        for message in messages:
+            while not self._produce(producer, message, delivery, deadline):
+                await asyncio.sleep(0.01)
+        delivery.expect(len(messages))
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + 1.0):
+                await delivery.future
+        except TimeoutError:
+            raise self._unacknowledged(len(messages) - delivery.delivered) from None
+        if delivery.error is not None:
+            raise self._refused(delivery.error)
+
+    def _produce(
+        self, producer: Producer, message: OutgoingMessage, on_delivery: _Delivery | _AsyncDelivery, deadline: float
+    ) -> bool:
+        """Hand one message to librdkafka; False when its local queue is full (try again shortly:
+        the report thread drains it)."""
+        try:
+            producer.produce(
+                self.topic, value=message.value, key=message.key, headers=message.headers, on_delivery=on_delivery
+            )
+        except BufferError:
+            if time.monotonic() > deadline:
+                raise PublishUnavailable("Kafka producer queue is full") from None
+            return False
+        except KafkaException as exc:
+            raise PublishUnavailable(f"Kafka refused the message: {exc}") from exc
+        return True
+
+    def _unacknowledged(self, missing: int) -> PublishUnavailable:
+        return PublishUnavailable(f"Kafka did not acknowledge {missing} event(s) in {self.timeout_s:.0f}s")
+
+    @staticmethod
+    def _refused(error: KafkaError) -> PublishUnavailable:
+        return PublishUnavailable(f"Kafka did not acknowledge the events: {error.str()}")
 
     def ready(self) -> bool:
         """Whether the broker answers metadata requests for our topic (cached for a second)."""

@@ -1,7 +1,9 @@
-"""`python -m ingest_app.server`: ingest's WSGI server, granian, behind nginx (a Unix socket or loopback).
+"""`python -m ingest_app.server`: ingest's app server, granian, behind nginx (a Unix socket or loopback).
 
-granian parses HTTP in Rust and runs the Flask app on a pool of Python threads in each worker
-process. It replaced gunicorn's gthread workers, whose per-request plumbing in Python (selector,
+granian parses HTTP in Rust. By default it serves POST /events on an asyncio loop and the rest of the
+Flask app on a pool of Python threads in each worker process (RSGI, `ingest_app.rsgi_app` says
+why); with SENTINEL_INGEST_INTERFACE=wsgi it runs every request of the Flask app on its own pool of
+threads. It replaced gunicorn's gthread workers, whose per-request plumbing in Python (selector,
 thread pool hand-offs, header writes) cost more CPU than the app itself: with one event per POST,
 ingest fell from ~1.33 to ~0.91 ms of CPU per request and end-to-end throughput rose by about half
 (docs/performance.md). nginx stays in front: it buffers whole requests, so no app thread waits on a
@@ -13,8 +15,8 @@ process is a granian server of its own, on its own socket, and nginx sends each 
 with the fewest in flight (`upstreams`). In k8s the two containers of the pod meet on loopback TCP,
 where the app server's own probes reach it, and one granian runs every worker.
 
-Each worker imports `ingest_app.wsgi` itself (never inherited across a fork), so its Kafka producer
-and span exporter threads are its own.
+Each worker imports the app itself (never inherited across a fork), so its Kafka producer and span
+exporter threads are its own.
 """
 
 from __future__ import annotations
@@ -25,15 +27,21 @@ from pathlib import Path
 
 from sentinel import settings
 
-APP = "ingest_app.wsgi:app"
+# What granian imports in each worker, by SENTINEL_INGEST_INTERFACE.
+APPS = {"rsgi": "ingest_app.rsgi:app", "wsgi": "ingest_app.wsgi:app"}
 # Seconds a worker gets to finish its requests on SIGTERM (the k8s pod's grace period is longer).
 GRACEFUL_TIMEOUT_S = 30
 
 
 def argv(bind: Path | int | None = None, *, workers: int | None = None) -> list[str]:
     """The granian command line for this environment: `workers` worker processes (default
-    settings.INGEST_WORKERS) of settings.INGEST_THREADS threads each, bound to the Unix socket
+    settings.INGEST_WORKERS) serving settings.INGEST_INTERFACE's app, bound to the Unix socket
     `bind` (a Path), the loopback port `bind` (an int), or by default loopback's INGEST_UPSTREAM_PORT."""
+    interface = settings.INGEST_INTERFACE
+    if interface not in APPS:
+        raise ValueError(f"SENTINEL_INGEST_INTERFACE is {interface!r}; use {' or '.join(map(repr, APPS))}")
+    # The WSGI interface runs the app on granian's threads; the RSGI app has its own for Flask.
+    threads = ["--blocking-threads", str(settings.INGEST_THREADS)] if interface == "wsgi" else []
     if isinstance(bind, Path):
         # nginx's worker drops to `nobody` when started as root, and connecting needs write access
         # (granian reads an octal value only with a leading 0).
@@ -45,12 +53,11 @@ def argv(bind: Path | int | None = None, *, workers: int | None = None) -> list[
         "-m",
         "granian",
         "--interface",
-        "wsgi",
+        interface,
         *address,
         "--workers",
         str(settings.INGEST_WORKERS if workers is None else workers),
-        "--blocking-threads",
-        str(settings.INGEST_THREADS),
+        *threads,
         "--http",
         "1",  # nginx speaks HTTP/1.1 to its upstream
         "--no-ws",
@@ -58,7 +65,7 @@ def argv(bind: Path | int | None = None, *, workers: int | None = None) -> list[
         "--workers-kill-timeout",
         str(GRACEFUL_TIMEOUT_S),
         "--no-access-log",  # nginx sees every request; the app logs what matters
-        APP,
+        APPS[interface],
     ]
 
 
