@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from flask import Flask
+from werkzeug.test import TestResponse
 
 from ingest_app import create_app
 from ingest_app.publisher import OutgoingMessage
@@ -89,6 +90,31 @@ CASES: dict[str, tuple[dict[str, Any], str, str, str, dict[str, Any]]] = {
     "GET /events": ({}, "ok", "GET", "/events", {}),
     "POST /events/": ({}, "ok", "POST", "/events/", {"json": EVENT}),
 }
+
+
+def case_publisher(case: str) -> FakePublisher:
+    """The publisher `case` asks for: one that works, one Kafka refuses, or one that breaks."""
+    behaviour = CASES[case][1]
+    publisher = BrokenPublisher() if behaviour == "broken" else FakePublisher()
+    publisher.fail = behaviour == "unavailable"
+    return publisher
+
+
+def answer_by_test_client(recorder: str, case: str) -> tuple[TestResponse, list[list[OutgoingMessage]], dict]:
+    """Flask's test client's answer to `case` with `recorder` recording the server span, what was
+    published, and the counters that moved."""
+    config, _, method, path, kwargs = CASES[case]
+    publisher = case_publisher(case)
+    app = ingest_app(recorder, publisher, **config)
+    before = counted()
+    response = app.test_client().open(path, method=method, **kwargs)
+    return response, publisher.batches, moved_since(before)
+
+
+def moved_since(before: dict[str, float]) -> dict[str, float]:
+    """How much each counter moved since `counted()` gave `before`."""
+    after = counted()
+    return {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k)}
 
 
 def counted() -> dict[str, float]:

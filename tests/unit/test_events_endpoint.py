@@ -6,29 +6,25 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from werkzeug.test import EnvironBuilder, TestResponse
+from werkzeug.test import EnvironBuilder
 
 from ingest_app.events_endpoint import EventsEndpoint
-from ingest_app.publisher import OutgoingMessage
 from tests.unit.conftest import FakePublisher
-from tests.unit.ingest_cases import CASES, EVENT, BrokenPublisher, counted, headers_of, ingest_app, published
-
-
-def _answer(recorder: str, case: str) -> tuple[TestResponse, list[list[OutgoingMessage]], dict[str, float]]:
-    config, behaviour, method, path, kwargs = CASES[case]
-    publisher = BrokenPublisher() if behaviour == "broken" else FakePublisher()
-    publisher.fail = behaviour == "unavailable"
-    app = ingest_app(recorder, publisher, **config)
-    before = counted()
-    response = app.test_client().open(path, method=method, **kwargs)
-    after = counted()
-    return response, publisher.batches, {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k)}
+from tests.unit.ingest_cases import (
+    CASES,
+    EVENT,
+    BrokenPublisher,
+    answer_by_test_client,
+    headers_of,
+    ingest_app,
+    published,
+)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_endpoint_answers_as_the_flask_view(case: str) -> None:
-    by_view, view_batches, view_counted = _answer("flask-instrumentation", case)
-    by_endpoint, endpoint_batches, endpoint_counted = _answer("hooks", case)
+    by_view, view_batches, view_counted = answer_by_test_client("flask-instrumentation", case)
+    by_endpoint, endpoint_batches, endpoint_counted = answer_by_test_client("hooks", case)
     assert by_endpoint.status == by_view.status
     assert headers_of(by_endpoint.headers.items()) == headers_of(by_view.headers.items())
     assert orjson.loads(by_endpoint.data) == orjson.loads(by_view.data)

@@ -23,7 +23,19 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ingest_app.publisher import OutgoingMessage
 from ingest_app.rsgi_app import IngestApp, call_wsgi, wsgi_environ
 from tests.unit.conftest import FakePublisher
-from tests.unit.ingest_cases import CASES, CHUNKED, EVENT, BrokenPublisher, counted, headers_of, ingest_app, published
+from tests.unit.ingest_cases import (
+    CASES,
+    CHUNKED,
+    EVENT,
+    BrokenPublisher,
+    answer_by_test_client,
+    case_publisher,
+    counted,
+    headers_of,
+    ingest_app,
+    moved_since,
+    published,
+)
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -99,31 +111,17 @@ def _serve(app: IngestApp, scope: _Scope, proto: _Protocol) -> tuple[int, list[t
 
 
 def _answer_by_rsgi(case: str) -> tuple[tuple[int, list[tuple[str, str]], bytes], list[list[OutgoingMessage]], dict]:
-    config, behaviour, method, path, kwargs = CASES[case]
-    publisher = BrokenPublisher() if behaviour == "broken" else FakePublisher()
-    publisher.fail = behaviour == "unavailable"
+    config, _, method, path, kwargs = CASES[case]
+    publisher = case_publisher(case)
     flask_app = ingest_app("hooks", publisher, **config)
-    app = IngestApp(flask_app, threads=2)
     before = counted()
-    response = _serve(app, *_request(flask_app, method, path, kwargs))
-    after = counted()
-    return response, publisher.batches, {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k)}
-
-
-def _answer_by_view(case: str) -> tuple[Any, list[list[OutgoingMessage]], dict]:
-    config, behaviour, method, path, kwargs = CASES[case]
-    publisher = BrokenPublisher() if behaviour == "broken" else FakePublisher()
-    publisher.fail = behaviour == "unavailable"
-    app = ingest_app("flask-instrumentation", publisher, **config)
-    before = counted()
-    response = app.test_client().open(path, method=method, **kwargs)
-    after = counted()
-    return response, publisher.batches, {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k)}
+    response = _serve(IngestApp(flask_app, threads=2), *_request(flask_app, method, path, kwargs))
+    return response, publisher.batches, moved_since(before)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_rsgi_app_answers_as_the_flask_view(case: str) -> None:
-    by_view, view_batches, view_counted = _answer_by_view(case)
+    by_view, view_batches, view_counted = answer_by_test_client("flask-instrumentation", case)
     (status, headers, body), batches, rsgi_counted = _answer_by_rsgi(case)
     assert status == by_view.status_code
     assert headers_of(headers) == headers_of(by_view.headers.items())
