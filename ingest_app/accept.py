@@ -8,6 +8,7 @@ with the `Reply` returned here, from the same steps.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -20,6 +21,11 @@ from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
 from sentinel import events, lean_span, metrics, propagation, semconv
+
+# Bodies from this size on are checked on a thread by `accept_events_async` (a 100-event batch of the
+# benchmark is ~30 KB). Beside a client posting 10,000-event batches, single events on the loop
+# waited 577 ms at p99 (118 behind the WSGI server): docs/performance.md, fifteenth round.
+OFFLOAD_BYTES = 64 * 1024
 
 
 class Incoming(NamedTuple):
@@ -82,7 +88,13 @@ async def accept_events_async(
     refusal = refuse_unauthorized(authorization, config)
     if refusal is not None:
         return refusal
-    checked = check_events(await read_body(), content_length, content_type, config)
+    body = await read_body()
+    if len(body) < OFFLOAD_BYTES:
+        checked = check_events(body, content_length, content_type, config)
+    else:
+        # Parsing and checking a large body (~3 us per event) on the loop would hold every other
+        # request of the process; on a thread they share the GIL with it instead.
+        checked = await asyncio.to_thread(check_events, body, content_length, content_type, config)
     if isinstance(checked, Reply):
         return checked
     with publishing(checked, publisher.topic) as (span, messages):

@@ -20,8 +20,10 @@ else (the operator endpoints, 404s and 405s, and every request when the OTel Fla
 records the server span) is Flask's WSGI app, called on `threads` threads so that a slow readiness
 check never holds the loop.
 
-The cost: a request's CPU work holds the loop, so a large batch delays the other requests of its
-process by its parsing and validation (~3 us per event) instead of sharing the GIL with them.
+A request's CPU work holds the loop, so a large batch's parsing, checks and produce calls (~3 us per
+event each) run on a thread instead (`accept.OFFLOAD_BYTES`, `publisher.OFFLOAD_MESSAGES`). Beside a
+client posting 10,000-event batches, single events waited 577 ms at p99 with them on the loop, 134
+with them on a thread, and 120 behind the WSGI server.
 """
 
 from __future__ import annotations

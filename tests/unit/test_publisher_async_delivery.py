@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable, _AsyncDelivery, _Finished
+from ingest_app.publisher import (
+    KafkaPublisher,
+    OutgoingMessage,
+    PublishUnavailable,
+    _AsyncDelivery,
+    _Finished,
+)
 
 MESSAGE = OutgoingMessage(b"session", b'{"type":"tool_call"}', [("event_id", b"e-1")])
 
@@ -179,6 +185,30 @@ def test_publish_async_produces_every_message_and_awaits_their_reports() -> None
         "headers": MESSAGE.headers,
         "on_delivery": producer.produced[0]["on_delivery"],
     }
+
+
+@pytest.mark.parametrize("count", [2, 600])
+def test_a_large_batch_is_produced_on_a_thread_and_a_small_one_on_the_loop(count: int) -> None:
+    producer = _Producer()
+    produced_on: set[str] = set()
+    produce = producer.produce
+
+    def recorded(topic: str, **kwargs: Any) -> None:
+        produced_on.add(threading.current_thread().name)
+        produce(topic, **kwargs)
+
+    producer.produce = recorded  # type: ignore[method-assign]
+    publisher = _publisher(producer)
+    stop = threading.Event()
+    thread = _report_thread(publisher, producer, stop)
+    try:
+        asyncio.run(publisher.publish_async([MESSAGE] * count))
+    finally:
+        stop.set()
+        thread.join()
+    assert len(producer.produced) == count
+    on_loop = threading.main_thread().name
+    assert (produced_on == {on_loop}) is (count == 2), produced_on
 
 
 def test_a_full_local_queue_is_retried_within_the_deadline() -> None:

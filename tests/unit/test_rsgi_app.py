@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from flask.testing import EnvironBuilder
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ingest_app import accept
 from ingest_app.publisher import OutgoingMessage
 from ingest_app.rsgi_app import IngestApp, call_wsgi, wsgi_environ
 from tests.unit.conftest import FakePublisher
@@ -159,6 +161,29 @@ def test_flask_answers_on_the_apps_threads_not_on_the_loop() -> None:
     flask_app.view_functions["ingest.healthz"] = healthz
     _serve(IngestApp(flask_app, threads=2), *_request(flask_app, "GET", "/healthz", {}))
     assert len(threads) == 1 and threads[0].startswith("flask"), threads
+
+
+@pytest.mark.parametrize("events", [1, 1_000])
+def test_a_large_body_is_checked_on_a_thread_and_a_small_one_on_the_loop(
+    events: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked_on: list[str] = []
+    check = accept.check_events
+
+    def recorded(*args: Any) -> Any:
+        checked_on.append(threading.current_thread().name)
+        return check(*args)
+
+    monkeypatch.setattr(accept, "check_events", recorded)
+    publisher = FakePublisher()
+    flask_app = ingest_app("hooks", publisher)
+    body = [{**EVENT, "event_id": str(uuid.UUID(int=i)), "attributes": {"d": "x" * 64}} for i in range(events)]
+    scope, proto = _request(flask_app, "POST", "/events", {"json": body})
+    assert (len(proto.body) >= accept.OFFLOAD_BYTES) is (events > 1)
+    status, _, _ = _serve(IngestApp(flask_app, threads=2), scope, proto)
+    assert status == 202 and len(publisher.messages) == events
+    on_loop = threading.main_thread().name  # asyncio.run's loop runs in this thread
+    assert (checked_on == [on_loop]) is (events == 1), checked_on
 
 
 def test_a_streamed_body_is_read_no_further_than_the_limit() -> None:
