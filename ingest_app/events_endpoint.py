@@ -1,6 +1,6 @@
 """POST /events answered in front of Flask's request handling, behind granian's WSGI interface
 (SENTINEL_INGEST_INTERFACE=wsgi; by default `rsgi_app` answers it on an event loop, with the
-`JsonAnswer`, `by_flask` and `read_body` here); every other request goes on to Flask.
+`JsonAnswer` and `by_flask` here); every other request goes on to Flask.
 
 Why: with one event per POST, Flask's per-request machinery (request and app contexts, URL
 adapter, hooks, signals, the response object) cost more than the work it wraps. Called directly
@@ -42,8 +42,7 @@ EVENTS_PATH = "/events"
 E = TypeVar("E", bound=Exception)
 
 
-def read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
-    """The body as Flask's Request reads it (Werkzeug's limits and errors)."""
+def _read_body(environ: WSGIEnvironment, limit: int | None) -> bytes:
     return get_input_stream(environ, max_content_length=limit).read()
 
 
@@ -95,7 +94,7 @@ class EventsEndpoint:
             environ.get("HTTP_AUTHORIZATION"),
             environ.get("CONTENT_TYPE"),
             get_content_length(environ),
-            partial(read_body, environ, app.config["MAX_CONTENT_LENGTH"]),
+            partial(_read_body, environ, app.config["MAX_CONTENT_LENGTH"]),
         )
         try:
             status, payload, headers = accept_events(request, app.config, app.extensions[APP_EXTENSION])

@@ -105,7 +105,7 @@ class IngestApp:
 
         async def body() -> bytes:
             # What Werkzeug's get_input_stream(environ, max_content_length=limit).read() gives
-            # (events_endpoint.read_body), without its stream wrappers: ~20 us less per request.
+            # (as events_endpoint reads it), without its stream wrappers: ~20 us less per request.
             if content_length is None:  # streamed: cut at the limit without an error
                 received = await _receive_streamed(proto, limit)
                 return received if limit is None else received[:limit]
