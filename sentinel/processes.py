@@ -87,6 +87,20 @@ class AppProcess(Service):
         """Whether this run's log says `text` near its beginning (`log_head`)."""
         return text in self.log_head()
 
+    def log_lines_with(self, *needles: bytes) -> str:
+        """Every line of this run's log that holds one of `needles`, in order, however long the
+        log has grown. For state a process announces again and again (the bridge's rebalances):
+        the head holds only the first announcements."""
+        found: list[bytes] = []
+        try:
+            with self.log_path.open("rb") as log:
+                for line in log:
+                    if any(needle in line for needle in needles):
+                        found.append(line)
+        except OSError:
+            return ""
+        return b"".join(found).decode("utf-8", "replace")
+
 
 class Ingest(AppProcess):
     """nginx on the ingest port in front of the WSGI servers (granian, one per worker process) on Unix
@@ -294,24 +308,37 @@ class Bridge(AppProcess):
     def ready(self) -> bool:
         if self.pid() is None:
             return False
-        return bridge_settled(self.log_head())
+        # The whole log, not its head: a broker outage fills it with librdkafka's reconnect lines
+        # (~40 a second for two consumers), and the reassignment after it once fell past the first
+        # 256 KiB, so a bridge that had recovered was taken for stuck and stopped.
+        return bridge_settled(self.log_lines_with(*_GROUP_LINES))
 
 
-def bridge_settled(head: str) -> bool:
-    """Whether the bridge's log (`head`, from its start) shows every consumer running its loop and
-    holding an assignment made after the group's last revocation.
+# What bridge_settled reads: the supervisor's and consumers' lines about the consumer group.
+_GROUP_LINES = (
+    b"bridge running",
+    b"bridge consuming",
+    b"assigned partitions",
+    b"revoking partitions",
+    b"partitions lost",
+)
+
+
+def bridge_settled(log: str) -> bool:
+    """Whether the bridge's `log` (this run's lines, from its start) shows every consumer
+    running its loop and holding an assignment made after the group's last revocation.
 
     Several consumers (workers/bridge/supervisor.py) join one by one: the first is assigned every
     partition, and the next join revokes them all and splits them. A message read before that can
     be read again by its new owner (a second `kafka.consume` span, a repeated insert), and a stop
     before every consumer runs its loop killed one before it could settle and log its stop.
     """
-    supervising = re.search(r"bridge running (\d+) consumers", head)
+    supervising = re.search(r"bridge running (\d+) consumers", log)
     consumers = int(supervising.group(1)) if supervising else 1
-    if head.count("bridge consuming") < consumers:
+    if log.count("bridge consuming") < consumers:
         return False
-    revocations = [m.end() for m in re.finditer(r"revoking partitions|partitions lost", head)]
-    since_last = head[revocations[-1] :] if revocations else head
+    revocations = [m.end() for m in re.finditer(r"revoking partitions|partitions lost", log)]
+    since_last = log[revocations[-1] :] if revocations else log
     return since_last.count("assigned partitions") >= consumers
 
 

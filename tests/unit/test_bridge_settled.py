@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sentinel.processes import bridge_settled
+from pathlib import Path
+
+import pytest
+
+from sentinel import settings
+from sentinel.processes import Bridge, bridge_settled
 
 
 def _log(*messages: str) -> str:
@@ -40,3 +45,22 @@ def test_lost_partitions_unsettle_the_group_until_reassigned() -> None:
     lost = (*settled, "partitions lost [0, 1]; nothing committed for them")
     assert not bridge_settled(_log(*lost))
     assert bridge_settled(_log(*lost, "assigned partitions [0, 1]", "assigned partitions [2, 3]"))
+
+
+def test_a_reassignment_after_a_long_outage_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Kafka restart: the consumers lose their partitions, librdkafka logs a failed connect ~40
+    # times a second until the broker is back, then the group is reassigned. Past 256 KiB of that,
+    # the bridge was once taken for unsettled and stopped by `up`.
+    monkeypatch.setattr(settings, "STACK_DIR", tmp_path)
+    bridge = Bridge()
+    monkeypatch.setattr(bridge, "pid", lambda: 4242)
+    noise = "%3|1796634629.500|FAIL|rdkafka#consumer-1| [thrd:127.0.0.1:9092/bootstrap]: Connect failed\n" * 4000
+    settled = (RUNNING_2, CONSUMING, CONSUMING, "assigned partitions [0]", "assigned partitions [1]")
+    lost = ("partitions lost [0]; nothing committed for them", "partitions lost [1]; nothing committed for them")
+    bridge.home.mkdir(parents=True)
+    bridge.log_path.write_text(_log(*settled, *lost) + noise)
+    assert bridge.log_path.stat().st_size > 256 * 1024
+    assert not bridge.ready()
+    with bridge.log_path.open("a") as log:
+        log.write(_log("assigned partitions [1]", "assigned partitions [0]"))
+    assert bridge.ready()
