@@ -81,7 +81,11 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
+# An empty group waits this long after each member joins before it assigns partitions, so the
+# bridge's consumers, started together, are assigned in one round. At 0 the first was assigned
+# every partition and the next join revoked them all ~0.5 s later: a stall, and the first
+# consumer's open chunks read again by their new owners (2,000-3,000 messages per bridge start).
+group.initial.rebalance.delay.ms=500
 auto.create.topics.enable=false
 message.max.bytes=4194304
 log.retention.bytes={settings.KAFKA_RETENTION_BYTES}

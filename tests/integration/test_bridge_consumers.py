@@ -89,6 +89,10 @@ def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: Con
     )
     scrape = requests.get(f"http://{settings.HOST}:{bridge.metrics_port}/metrics", timeout=5)
     assert scrape.ok and "sentinel_bridge_inflight_chunks" in scrape.text
+    # The broker waits for both (group.initial.rebalance.delay.ms): no consumer was handed every
+    # partition only to give them up to the next one, re-reading its open chunks.
+    log = bridge.log_path.read_text()
+    assert "revoking partitions" not in log, f"the consumers were assigned in more than one round:\n{log}"
 
 
 def test_a_consumer_that_dies_stops_the_bridge(bridge: ConsumersBridge) -> None:
