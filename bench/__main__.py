@@ -349,6 +349,7 @@ def _fixed_config() -> dict[str, Any]:
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
         "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
+        "chunk_max_idle_s": settings.CHUNK_MAX_IDLE_S,
         "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
     }
 

@@ -138,6 +138,13 @@ CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 2000)
 # that cost was a third of the machine's CPU per event after ingest. 0.5 s gives 2.5x fewer, larger
 # INSERTs (ClickHouse's own advice is few and large), for up to 0.3 s more before a row is visible.
 CHUNK_MAX_WAIT_S = _float("SENTINEL_CHUNK_MAX_WAIT_S", 0.5)
+# ... or once its partition has given it no event for this long (0: never): the end of a burst (a
+# backlog drained after an outage, the benchmark's Celery hop) no longer waits out the timer above,
+# which was ~0.5 s of a 200,000-event drain's ~4.2 s. The broker answers a fetch within 50 ms
+# (fetch.wait.max.ms), so a partition taking more than ~20 events/s adds events to its chunk at
+# nearly every fetch and its chunks still fill up to the timer; a chunk quiet for 3 fetches has no
+# more events coming soon.
+CHUNK_MAX_IDLE_S = _float("SENTINEL_CHUNK_MAX_IDLE_S", 0.15)
 MAX_INFLIGHT_CHUNKS = _int("SENTINEL_MAX_INFLIGHT_CHUNKS", 64)
 # A chunk with no acknowledgement after this long is sent again (same dedup token).
 CHUNK_ACK_TIMEOUT_S = _float("SENTINEL_CHUNK_ACK_TIMEOUT_S", 120.0)

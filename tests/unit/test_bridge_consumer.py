@@ -152,3 +152,68 @@ def test_with_tracing_off_events_carry_their_message_context_unchanged(spans: In
         f"00-{OTHER}-00f067aa0ba902b7-01",
     ]
     assert not [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
+
+
+class _Consumer:
+    """Hands out one poll's messages per step and records pauses."""
+
+    def __init__(self, *polls: list[Message]) -> None:
+        self.polls = list(polls)
+        self.paused = False
+
+    def consume(self, _count: int, _timeout: float) -> list[Message]:
+        return self.polls.pop(0) if self.polls else []
+
+    def pause(self, _partitions: object) -> None:
+        self.paused = True
+
+    def resume(self, _partitions: object) -> None:
+        self.paused = False
+
+    def commit(self, **_: object) -> None:
+        pass
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_quiet_partition_closes_its_chunk_but_a_paused_one_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("workers.bridge.consumer.time.monotonic", clock)
+    sent: list[Chunk] = []
+    room = {"free": True}
+
+    class _Gate(Dispatcher):
+        @property
+        def saturated(self) -> bool:
+            return not room["free"]
+
+    chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, max_idle_s=0.15, ack_to="acks")
+    consumer = _Consumer([_message(0, TRACE)], [], [], [], [], [_message(1, TRACE)], [])
+    bridge = Bridge(
+        BridgeConfig(), chunker, _Gate(sent.append, list, max_inflight=10, ack_timeout_s=60), _Letters(), consumer
+    )  # type: ignore[arg-type]
+    bridge._assigned = {0}
+
+    bridge.step()  # reads offset 0
+    room["free"] = False
+    clock.now += 0.05
+    bridge.step()  # no room left in flight: pauses
+    clock.now += 1.0
+    bridge.step()  # paused for a second: nothing came because nothing was asked, so the chunk stays
+    assert consumer.paused and chunker.is_open(0) and sent == []
+    room["free"] = True
+    bridge.step()  # resumes
+    clock.now += 0.1
+    bridge.step()  # nothing fetched yet: quiet for 0.1 s since the resume, not 1.15 s
+    assert chunker.is_open(0)
+    bridge.step()  # reads offset 1 into the same chunk
+    assert not consumer.paused and chunker.is_open(0)
+    clock.now += 0.2
+    bridge.step()  # quiet for 0.2 s while reading: closed
+    assert [[e.offset for e in c.events] for c in sent] == [[0, 1]]

@@ -113,3 +113,53 @@ def test_close_all_returns_every_open_chunk_and_empties() -> None:
     assert (closed[2].first_offset, closed[2].last_offset) == (7, 7)
     assert chunker.close_all() == []
     assert chunker.due(1e9) == []
+
+
+def _idle_chunker(max_wait_s: float = 1.0, max_idle_s: float = 0.15) -> Chunker:
+    return Chunker(TOPIC, max_events=100, max_wait_s=max_wait_s, max_idle_s=max_idle_s, ack_to="acks:bridge-1")
+
+
+def test_a_chunk_its_partition_stopped_feeding_closes_when_idle() -> None:
+    chunker = _idle_chunker()
+    chunker.add(0, _event(0), now=10.0)
+    chunker.add(0, _event(1), now=10.05)
+    assert chunker.due(10.19) == []
+    closed = chunker.due(10.21)
+    assert [[e.offset for e in c.events] for c in closed] == [[0, 1]]
+
+
+def test_a_chunk_fed_at_every_poll_waits_for_its_age() -> None:
+    chunker = _idle_chunker(max_wait_s=0.5)
+    for step in range(10):  # an event every 50 ms, as fetches of a steady stream bring them
+        now = step * 0.05
+        chunker.add(0, _event(step), now=now)
+        assert chunker.due(now + 0.01) == []
+    closed = chunker.due(0.5)
+    assert [len(c.events) for c in closed] == [10]
+
+
+def test_idleness_is_per_partition() -> None:
+    chunker = _idle_chunker()
+    chunker.add(0, _event(0), now=0.0)
+    chunker.add(1, _event(0), now=0.0)
+    chunker.add(1, _event(1), now=0.1)
+    assert [c.partition for c in chunker.due(0.2)] == [0]
+    assert chunker.is_open(1)
+
+
+def test_a_paused_consumer_closes_chunks_by_age_only() -> None:
+    chunker = _idle_chunker(max_wait_s=1.0)
+    chunker.add(0, _event(0), now=0.0)
+    assert chunker.due(0.5, reading=False) == []
+    # Reading again: the partition has had no chance to feed the chunk, so its quiet starts now.
+    chunker.restart_idle_clocks(0.5)
+    assert chunker.due(0.6) == []
+    assert [c.partition for c in chunker.due(0.65)] == [0]
+    chunker.add(0, _event(1), now=2.0)
+    assert [c.partition for c in chunker.due(3.0, reading=False)] == [0]
+
+
+def test_without_max_idle_only_count_and_age_close() -> None:
+    chunker = _chunker(max_events=100, max_wait_s=1.0)
+    chunker.add(0, _event(0), now=0.0)
+    assert chunker.due(0.99) == []

@@ -50,7 +50,11 @@ def build_bridge(config: BridgeConfig | None = None) -> Bridge:
         ack_poll_interval_s=0.05,
     )
     chunker = Chunker(
-        config.topic, max_events=settings.CHUNK_MAX_EVENTS, max_wait_s=settings.CHUNK_MAX_WAIT_S, ack_to=ack_key
+        config.topic,
+        max_events=settings.CHUNK_MAX_EVENTS,
+        max_wait_s=settings.CHUNK_MAX_WAIT_S,
+        max_idle_s=settings.CHUNK_MAX_IDLE_S or None,
+        ack_to=ack_key,
     )
     return Bridge(config, chunker, dispatcher, DeadLetterProducer())
 

@@ -111,7 +111,7 @@ class Bridge:
         now = time.monotonic()
         if messages:
             self._handle(messages, now)
-        for chunk in self.chunker.due(now):
+        for chunk in self.chunker.due(now, reading=not self._paused):
             self.dispatcher.submit(chunk)
         self._settle(now)
         self._apply_backpressure()
@@ -246,6 +246,7 @@ class Bridge:
         elif not saturated and self._paused:
             self.consumer.resume(self._partitions(self._assigned))
             self._paused = False
+            self.chunker.restart_idle_clocks(time.monotonic())
             metrics.BRIDGE_PAUSED.set(0)
 
     def _commit(self, *, asynchronous: bool, only: set[int] | None = None) -> None:
