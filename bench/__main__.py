@@ -348,6 +348,7 @@ def _fixed_config() -> dict[str, Any]:
         "ingest_argv": " ".join(processes.get("ingest").argv()),
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
+        "chunk_max_bytes": settings.CHUNK_MAX_BYTES,
         "chunk_max_wait_s": settings.CHUNK_MAX_WAIT_S,
         "chunk_max_idle_s": settings.CHUNK_MAX_IDLE_S,
         "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,

@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+# What an event adds to its chunk's message besides its Kafka value and tracestate: the consume
+# span's traceparent, offset, time and the list's punctuation. The chunker's byte bound counts an
+# event as these three (workers/bridge/consumer.py); the id and type also travel beside the payload
+# and JSON escaping lengthens it, so a message is at most about twice the bound (typically +15%).
+EVENT_WIRE_OVERHEAD = 100
+
 
 class ChunkEvent(NamedTuple):
     offset: int

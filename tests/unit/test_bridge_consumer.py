@@ -11,7 +11,7 @@ from sentinel import semconv
 from workers.bridge.chunker import Chunker
 from workers.bridge.consumer import Bridge, BridgeConfig
 from workers.bridge.dispatcher import Dispatcher
-from workers.chunk import Chunk
+from workers.chunk import EVENT_WIRE_OVERHEAD, Chunk
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 OTHER = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -111,6 +111,39 @@ def test_dead_letters_leave_a_gap_the_watermark_fills() -> None:
     assert [e.offset for e in chunk.events] == [0, 2]
     bridge.watermarks.settle(0, chunk.first_offset)
     assert bridge.watermarks.committable() == {0: 3}
+
+
+def test_chunks_closed_for_size_keep_the_watermark_in_step() -> None:
+    size = len(_message(0, TRACE).value()) + EVENT_WIRE_OVERHEAD  # no tracestate
+    chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, max_bytes=2 * size, ack_to="acks")
+    dispatcher = Dispatcher([].append, list, max_inflight=10, ack_timeout_s=60)
+    bridge = Bridge(BridgeConfig(), chunker, dispatcher, _Letters(), consumer=object())  # type: ignore[arg-type]
+    bridge._assigned = {0}
+    bridge._handle([_message(offset, TRACE) for offset in range(5)], now=0.0)
+    bridge.dispatcher.pump(0.0)
+    chunks = [entry.chunk for entry in bridge.dispatcher.inflight.values()]
+    assert [[e.offset for e in c.events] for c in chunks] == [[0, 1], [2, 3]]
+    # The chunk a size close began (at 2) is a unit of its own: its ack alone commits nothing, and
+    # with both acked the commit stops at the open chunk's first event.
+    assert bridge.watermarks.settle(0, 2)
+    assert bridge.watermarks.committable() == {0: 0}
+    assert bridge.watermarks.settle(0, 0)
+    assert bridge.watermarks.committable() == {0: 4}
+
+
+def test_a_message_too_large_for_a_chunk_is_dead_lettered_and_the_rest_chunked() -> None:
+    letters = _Letters()
+    chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, ack_to="acks")
+    dispatcher = Dispatcher([].append, list, max_inflight=10, ack_timeout_s=60)
+    bridge = Bridge(BridgeConfig(max_event_bytes=200), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
+    bridge._assigned = {0}
+    big = orjson.dumps({"type": "tool_call", "attributes": {"blob": "x" * 200}})
+    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=big), _message(2, TRACE)], now=0.0)
+    (letter,) = letters.sent
+    assert letter.source_offset == 1
+    assert letter.reason == f"too large: {len(big)} bytes, more than a chunk holds (200)"
+    (chunk,) = bridge.chunker.close_all()
+    assert [e.offset for e in chunk.events] == [0, 2]
 
 
 def test_messages_of_revoked_partitions_are_ignored(spans: InMemorySpanExporter) -> None:

@@ -1,4 +1,4 @@
-"""workers.bridge.chunker: per-partition chunks closed by count or by age."""
+"""workers.bridge.chunker: per-partition chunks closed by count, size, age or quiet."""
 
 from __future__ import annotations
 
@@ -163,3 +163,50 @@ def test_without_max_idle_only_count_and_age_close() -> None:
     chunker = _chunker(max_events=100, max_wait_s=1.0)
     chunker.add(0, _event(0), now=0.0)
     assert chunker.due(0.99) == []
+
+
+def _sized_chunker(max_bytes: int, max_events: int = 100) -> Chunker:
+    return Chunker(TOPIC, max_events=max_events, max_wait_s=1.0, max_bytes=max_bytes, ack_to="acks:bridge-1")
+
+
+def test_max_bytes_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        _sized_chunker(max_bytes=0)
+
+
+def test_an_event_that_would_overflow_the_chunk_closes_it_and_begins_the_next() -> None:
+    chunker = _sized_chunker(max_bytes=100)
+    assert chunker.add(0, _event(0), now=0.0, size=40) is None
+    assert chunker.add(0, _event(1), now=0.0, size=60) is None  # exactly full still fits
+    closed = chunker.add(0, _event(2), now=0.0, size=1)
+    assert closed is not None
+    assert [e.offset for e in closed.events] == [0, 1]
+    assert [[e.offset for e in c.events] for c in chunker.close_all()] == [[2]]
+
+
+def test_bytes_are_counted_per_partition_and_restart_with_each_chunk() -> None:
+    chunker = _sized_chunker(max_bytes=100)
+    chunker.add(0, _event(0), now=0.0, size=70)
+    assert chunker.add(1, _event(0), now=0.0, size=70) is None
+    closed = chunker.add(0, _event(1), now=0.0, size=70)
+    assert closed is not None and closed.partition == 0
+    # Partition 0's new chunk holds 70 bytes: 30 more fit, 31 do not.
+    assert chunker.add(0, _event(2), now=0.0, size=30) is None
+    closed = chunker.add(0, _event(3), now=0.0, size=1)
+    assert closed is not None and [e.offset for e in closed.events] == [1, 2]
+
+
+def test_an_event_larger_than_max_bytes_travels_alone() -> None:
+    chunker = _sized_chunker(max_bytes=100)
+    chunker.add(0, _event(0), now=0.0, size=10)
+    before = chunker.add(0, _event(1), now=0.0, size=500)
+    assert before is not None and [e.offset for e in before.events] == [0]
+    alone = chunker.add(0, _event(2), now=0.0, size=10)
+    assert alone is not None and [e.offset for e in alone.events] == [1]
+
+
+def test_the_count_still_closes_a_chunk_within_its_bytes() -> None:
+    chunker = _sized_chunker(max_bytes=1_000, max_events=2)
+    chunker.add(0, _event(0), now=0.0, size=10)
+    closed = chunker.add(0, _event(1), now=0.0, size=10)
+    assert closed is not None and [e.offset for e in closed.events] == [0, 1]

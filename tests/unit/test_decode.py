@@ -134,3 +134,11 @@ def test_a_huge_integer_deep_inside_strings_and_objects_is_still_found() -> None
     value = b'{"type":"t","attributes":{"a":{"b":[{"c":123456789012345678901234}]}},"s":"x"}'
     with pytest.raises(InvalidMessage, match="64-bit"):
         decode(value, None, topic="mcp.events", partition=0, offset=1)
+
+
+def test_a_value_over_max_bytes_is_refused_and_one_at_the_limit_is_not() -> None:
+    value = orjson.dumps({"type": "tool_call", "attributes": {"blob": "x" * 100}})
+    assert decode(value, None, topic="t", partition=0, offset=0, max_bytes=len(value)).event_type == "tool_call"
+    with pytest.raises(InvalidMessage) as caught:
+        decode(value, None, topic="t", partition=0, offset=0, max_bytes=len(value) - 1)
+    assert caught.value.reason == f"too large: {len(value)} bytes, more than a chunk holds ({len(value) - 1})"

@@ -24,7 +24,7 @@ from workers.bridge.consume_span import ConsumeSpan, scan_headers
 from workers.bridge.decode import InvalidMessage, decode
 from workers.bridge.dispatcher import Dispatcher
 from workers.bridge.watermark import Watermarks
-from workers.chunk import ChunkEvent
+from workers.chunk import EVENT_WIRE_OVERHEAD, ChunkEvent
 from workers.deadletter import DeadLetter, DeadLetterProducer
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class BridgeConfig:
     group: str = settings.BRIDGE_GROUP
     bootstrap: str = settings.KAFKA_BOOTSTRAP
     poll_batch: int = 1000
+    # A message larger than this is dead-lettered: it could not fit in a chunk (workers/bridge/chunker.py).
+    max_event_bytes: int = settings.CHUNK_MAX_BYTES
     poll_timeout_s: float = 0.05
     commit_interval_s: float = settings.COMMIT_INTERVAL_S
     revoke_settle_s: float = 5.0
@@ -124,10 +126,11 @@ class Bridge:
     def _handle(self, messages: list[Message], now: float) -> None:
         """Trace, decode and chunk one poll's messages, in offset order per partition."""
         current: ConsumeSpan | None = None
+        extra_bytes = 0
         consumed: dict[int, int] = {}
         # Looked up once per poll rather than once per message: this loop runs for every event.
         assigned, chunker, watermarks, submit = self._assigned, self.chunker, self.watermarks, self.dispatcher.submit
-        group, traced = self.config.group, self._traced
+        group, traced, max_bytes = self.config.group, self._traced, self.config.max_event_bytes
         try:
             for message in messages:
                 error = message.error()
@@ -147,14 +150,18 @@ class Bridge:
                     if current is not None:
                         current.end()
                     current = ConsumeSpan(message, headers, scanned, group, traced=traced)
+                    # What each event of this run adds to a chunk besides its value (workers/chunk.py).
+                    extra_bytes = len(current.tracestate) + EVENT_WIRE_OVERHEAD
+                value = message.value()
                 try:
                     event = decode(
-                        message.value(),
+                        value,
                         scanned.event_id,
                         topic=message.topic(),
                         partition=partition,
                         offset=offset,
                         origin=scanned.origin,
+                        max_bytes=max_bytes,
                     )
                 except Exception as exc:  # noqa: BLE001 - no message may stop the consumer
                     reason = exc.reason if isinstance(exc, InvalidMessage) else f"cannot process: {exc!r}"[:500]
@@ -182,15 +189,17 @@ class Bridge:
                         event.payload,
                     ),
                 )
+                opens = not chunker.is_open(partition)
+                closed = chunker.add(partition, chunk_event, now, len(value) + extra_bytes)
+                if closed is not None:
+                    submit(closed)
+                    opens = opens or closed.last_offset != offset  # closed to make room: this event begins the next
                 mark = watermarks[partition]
-                if not chunker.is_open(partition):
+                if opens:
                     mark.open(offset)
                 # Consumed only once its unit (chunk or dead letter) is open: a crash before then
                 # must not let a commit pass this message.
                 mark.consumed(offset)
-                closed = chunker.add(partition, chunk_event, now)
-                if closed is not None:
-                    submit(closed)
         finally:
             if current is not None:
                 current.end()

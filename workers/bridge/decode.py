@@ -40,11 +40,15 @@ def decode(
     partition: int,
     offset: int,
     origin: str | None = None,
+    max_bytes: int | None = None,
 ) -> DecodedEvent:
     """The event in `value`, or InvalidMessage. `origin` ("topic-partition-offset") names where a
-    replayed message first was, so the id assigned to an event without one is stable across replays."""
+    replayed message first was, so the id assigned to an event without one is stable across replays.
+    A value over `max_bytes` is refused: it would not fit in a chunk (workers/bridge/chunker.py)."""
     if value is None:
         raise InvalidMessage("empty message: no value")
+    if max_bytes is not None and len(value) > max_bytes:
+        raise InvalidMessage(f"too large: {len(value)} bytes, more than a chunk holds ({max_bytes})")
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
