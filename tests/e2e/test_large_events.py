@@ -11,7 +11,6 @@ bridge reads a 144 MB backlog of such events with its chunk timers far away, so 
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -23,37 +22,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ingest_app.publisher import producer_config
 from sentinel import processes, semconv, settings
 from tests.e2e.helpers import wait_until
+from tests.private_bridge import PrivateBridge
 from workers.chunk import EVENT_WIRE_OVERHEAD
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
 EVENTS = 360
 BLOB_BYTES = 400_000  # 360 x 400 KB = 144 MB, more than RabbitMQ's 128 MiB
-
-
-class SlowTimerBridge(processes.Bridge):
-    """One consumer on a topic and group of its own whose chunks close by count or size only."""
-
-    name = "bridge-large-events-test"
-
-    def __init__(self, topic: str, group: str) -> None:
-        super().__init__()
-        self.topic, self.group = topic, group
-        with socket.socket() as probe:
-            probe.bind((settings.HOST, 0))
-            self.metrics_port = probe.getsockname()[1]
-
-    def env(self) -> dict[str, str]:
-        return processes.process_env(
-            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"),
-            SENTINEL_BRIDGE_CONSUMERS="1",
-            SENTINEL_EVENTS_TOPIC=self.topic,
-            SENTINEL_BRIDGE_GROUP=self.group,
-            SENTINEL_BRIDGE_METRICS_PORT=str(self.metrics_port),
-            # Far beyond the time it takes to read the backlog; the idle close ends the last chunk.
-            SENTINEL_CHUNK_MAX_WAIT_S="120",
-            SENTINEL_CHUNK_MAX_IDLE_S="2",
-        )
 
 
 @pytest.fixture
@@ -107,7 +82,16 @@ def _chunks_of(topic: str) -> dict[str, int]:
 def test_chunks_of_large_events_stay_under_the_byte_bound_and_all_arrive(topic: str) -> None:
     event_type = f"large-{uuid.uuid4().hex[:8]}"
     value_bytes = _produce(topic, event_type)
-    bridge = SlowTimerBridge(topic, f"sentinel-test-{uuid.uuid4().hex[:8]}")
+    # One consumer whose chunks close by count or size only: its timers are far beyond the time it
+    # takes to read the backlog, and the idle close ends the last chunk.
+    bridge = PrivateBridge(
+        "bridge-large-events-test",
+        topic,
+        f"sentinel-test-{uuid.uuid4().hex[:8]}",
+        SENTINEL_BRIDGE_CONSUMERS="1",
+        SENTINEL_CHUNK_MAX_WAIT_S="120",
+        SENTINEL_CHUNK_MAX_IDLE_S="2",
+    )
     client = new_client()
     try:
         bridge.up()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,41 +14,23 @@ import pytest
 import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sentinel import processes, settings
+from sentinel import settings
 from tests.e2e.helpers import wait_until
 from tests.faults.harness import child_pids
+from tests.private_bridge import PrivateBridge
 
 PARTITIONS = 4
 
 
-class ConsumersBridge(processes.Bridge):
-    """A two-consumer bridge on a topic and group of its own, with its own folder and metrics port."""
-
-    name = "bridge-consumers-test"
-
-    def __init__(self, topic: str, group: str) -> None:
-        super().__init__()
-        self.topic, self.group = topic, group
-        with socket.socket() as probe:
-            probe.bind((settings.HOST, 0))
-            self.metrics_port = probe.getsockname()[1]
-
-    def env(self) -> dict[str, str]:
-        return processes.process_env(
-            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"),
-            SENTINEL_BRIDGE_CONSUMERS="2",
-            SENTINEL_EVENTS_TOPIC=self.topic,
-            SENTINEL_BRIDGE_GROUP=self.group,
-            SENTINEL_BRIDGE_METRICS_PORT=str(self.metrics_port),
-        )
-
-
 @pytest.fixture
-def bridge() -> Iterator[ConsumersBridge]:
+def bridge() -> Iterator[PrivateBridge]:
     topic = f"sentinel.test.{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
-    process = ConsumersBridge(topic, f"sentinel-test-{uuid.uuid4().hex[:8]}")
+    # Two consumers in one process (the default's value, set here so the test does not follow it).
+    process = PrivateBridge(
+        "bridge-consumers-test", topic, f"sentinel-test-{uuid.uuid4().hex[:8]}", SENTINEL_BRIDGE_CONSUMERS="2"
+    )
     try:
         yield process
     finally:
@@ -71,7 +52,7 @@ def _assigned(log: Path) -> set[int]:
     return {int(p) for line in lines[-2:] for p in line.split(",") if p.strip()}
 
 
-def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: ConsumersBridge) -> None:
+def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: PrivateBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
@@ -95,7 +76,7 @@ def test_two_consumers_share_the_partitions_and_one_metrics_endpoint(bridge: Con
     assert "revoking partitions" not in log, f"the consumers were assigned in more than one round:\n{log}"
 
 
-def test_a_consumer_that_dies_stops_the_bridge(bridge: ConsumersBridge) -> None:
+def test_a_consumer_that_dies_stops_the_bridge(bridge: PrivateBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
@@ -109,7 +90,7 @@ def test_a_consumer_that_dies_stops_the_bridge(bridge: ConsumersBridge) -> None:
     assert f"bridge consumer {first} exited with -9; stopping the others" in bridge.log_path.read_text()
 
 
-def test_consumers_stop_when_the_parent_is_killed(bridge: ConsumersBridge) -> None:
+def test_consumers_stop_when_the_parent_is_killed(bridge: PrivateBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
@@ -119,7 +100,7 @@ def test_consumers_stop_when_the_parent_is_killed(bridge: ConsumersBridge) -> No
     assert bridge.log_path.read_text().count("bridge stopped;") == 2
 
 
-def test_sigterm_stops_every_consumer_cleanly(bridge: ConsumersBridge) -> None:
+def test_sigterm_stops_every_consumer_cleanly(bridge: PrivateBridge) -> None:
     bridge.up()
     parent = bridge.pid()
     assert parent is not None
