@@ -140,9 +140,10 @@ BRIDGE_CONSUMERS = _int("SENTINEL_BRIDGE_CONSUMERS", 2)
 CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 10_000)
 # ... and at most this many bytes (workers/bridge/chunker.py): each event counts its Kafka value, its
 # tracestate and ~100 bytes (workers/chunk.py), so the Celery message stays under ~2x this whatever
-# the events' sizes. RabbitMQ refuses larger messages than its max_message_size (128 MiB; 16 MiB
-# from 4.0), and a chunk of 2,000 400-KB events (ingest takes up to 512 KiB) was refused at every
-# attempt, which stopped its partition. A message larger than this is dead-lettered.
+# the events' sizes. RabbitMQ refuses messages over its max_message_size (128 MiB; 16 MiB from 4.0):
+# 413 events of 400 KB (ingest takes up to 512 KiB) read within a chunk's 0.5 s made a 165 MB
+# message, refused at every attempt, and its partition stopped. A larger message is dead-lettered
+# (the local broker takes messages up to 4 MiB, its dead-letter topic up to 8).
 CHUNK_MAX_BYTES = _int("SENTINEL_CHUNK_MAX_BYTES", 4 * 1024 * 1024)
 # A partition's chunk closes when full or this long after its first event. Below full chunks each
 # INSERT, Celery task and publish is a fixed cost: at one event per POST (~90-event chunks at 0.2 s)
