@@ -133,15 +133,16 @@ def test_chunks_closed_for_size_keep_the_watermark_in_step() -> None:
 
 def test_a_message_too_large_for_a_chunk_is_dead_lettered_and_the_rest_chunked() -> None:
     letters = _Letters()
-    chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, ack_to="acks")
+    # Room for the two small events (~170 bytes each as counted), not for the large one alone.
+    chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, max_bytes=400, ack_to="acks")
     dispatcher = Dispatcher([].append, list, max_inflight=10, ack_timeout_s=60)
-    bridge = Bridge(BridgeConfig(max_event_bytes=200), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
+    bridge = Bridge(BridgeConfig(), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
     bridge._assigned = {0}
-    big = orjson.dumps({"type": "tool_call", "attributes": {"blob": "x" * 200}})
+    big = orjson.dumps({"type": "tool_call", "attributes": {"blob": "x" * 500}})
     bridge._handle([_message(0, TRACE), _message(1, TRACE, value=big), _message(2, TRACE)], now=0.0)
     (letter,) = letters.sent
     assert letter.source_offset == 1
-    assert letter.reason == f"too large: {len(big)} bytes, more than a chunk holds (200)"
+    assert letter.reason == f"too large: {len(big)} bytes, more than a chunk holds (400)"
     (chunk,) = bridge.chunker.close_all()
     assert [e.offset for e in chunk.events] == [0, 2]
 

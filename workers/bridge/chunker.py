@@ -51,7 +51,7 @@ class Chunker:
         self.max_wait_s = max_wait_s
         self.max_idle_s = max_idle_s
         # Unbounded as a number, so the hot path is one int comparison (no None check per event).
-        self._max_bytes = max_bytes if max_bytes is not None else sys.maxsize
+        self.max_bytes = max_bytes if max_bytes is not None else sys.maxsize
         self.ack_to = ack_to
         self._open: dict[int, _Open] = {}
 
@@ -65,7 +65,7 @@ class Chunker:
         a chunk is open to close only if max_events >= 2, and the event then begins a chunk of one."""
         current = self._open.get(partition)
         closed = None
-        if current is not None and current.size + size > self._max_bytes:
+        if current is not None and current.size + size > self.max_bytes:
             closed = self._close(partition)
             current = None
         if current is None:

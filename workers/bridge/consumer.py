@@ -36,8 +36,6 @@ class BridgeConfig:
     group: str = settings.BRIDGE_GROUP
     bootstrap: str = settings.KAFKA_BOOTSTRAP
     poll_batch: int = 1000
-    # A message larger than this is dead-lettered: it could not fit in a chunk (workers/bridge/chunker.py).
-    max_event_bytes: int = settings.CHUNK_MAX_BYTES
     poll_timeout_s: float = 0.05
     commit_interval_s: float = settings.COMMIT_INTERVAL_S
     revoke_settle_s: float = 5.0
@@ -130,7 +128,8 @@ class Bridge:
         consumed: dict[int, int] = {}
         # Looked up once per poll rather than once per message: this loop runs for every event.
         assigned, chunker, watermarks, submit = self._assigned, self.chunker, self.watermarks, self.dispatcher.submit
-        group, traced, max_bytes = self.config.group, self._traced, self.config.max_event_bytes
+        # A message larger than a chunk may hold is dead-lettered: it could not be sent.
+        group, traced, max_bytes = self.config.group, self._traced, chunker.max_bytes
         try:
             for message in messages:
                 error = message.error()
