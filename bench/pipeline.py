@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sentinel import processes
-from sentinel.stack import ServiceError
+from sentinel_local import processes
+from sentinel_local.stack import ServiceError
 
 ROLES = ("ingest", "bridge", "worker")
 # Not on the path of an event, but a producer into it: stopped while the harness measures.

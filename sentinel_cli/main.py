@@ -16,7 +16,8 @@ import os
 import sys
 import time
 
-from sentinel import processes, settings, stack
+from sentinel import settings
+from sentinel_local import processes, stack
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -50,8 +51,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _demo() -> int:
-    from sentinel.emit import audit_event, emit
     from sentinel.telemetry import setup_tracing
+    from sentinel_cli.emit import audit_event, emit
 
     setup_tracing("mcp-proxy")
     event = audit_event(tool="demo_search", attributes={"demo": True})
@@ -80,8 +81,8 @@ def _status(_args: argparse.Namespace) -> int:
 
 
 def _emit(args: argparse.Namespace) -> int:
-    from sentinel.emit import audit_event, emit
     from sentinel.telemetry import setup_tracing
+    from sentinel_cli.emit import audit_event, emit
 
     setup_tracing("mcp-proxy")
     extra = json.loads(args.json) if args.json else {}
@@ -101,8 +102,8 @@ def _trace(args: argparse.Namespace) -> int:
 
 def _print_trace(event_id: str, *, wait_s: float) -> int:
     from sentinel import semconv
-    from sentinel.jaeger import JaegerClient
-    from sentinel.tracetree import render
+    from sentinel_cli.jaeger import JaegerClient
+    from sentinel_cli.tracetree import render
     from workers.clickhouse.client import new_client
     from workers.clickhouse.queries import find_event
 

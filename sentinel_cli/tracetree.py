@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sentinel.jaeger import Span
+from sentinel_cli.jaeger import Span
 
 
 def render(spans: list[Span], linked: dict[str, list[Span]] | None = None, *, origin_us: int | None = None) -> str:

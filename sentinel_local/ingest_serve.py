@@ -1,4 +1,4 @@
-"""`python -m ingest_app.serve --nginx-conf PATH [--upstream-socket PATH ...]`: ingest as it runs
+"""`python -m sentinel_local.ingest_serve --nginx-conf PATH [--upstream-socket PATH ...]`: ingest as it runs
 locally, nginx in front of the WSGI servers (`ingest_app.server`), supervised as one process group
 (in k8s the same pair is a pod with an nginx sidecar). Each app server is granian with one worker
 process, listening on an upstream of its own: each Unix socket given here, or without any, one
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         # bind it: the path is this unit's alone.
         path.unlink(missing_ok=True)
     binds = sockets or server.upstreams(None)
-    app_servers = [subprocess.Popen(server.argv(bind, workers=1), start_new_session=True) for bind in binds]
+    app_servers = [subprocess.Popen(app_server_argv(bind), start_new_session=True) for bind in binds]
     children = [
         *app_servers,
         subprocess.Popen([nginx, "-c", str(args.nginx_conf), "-p", str(args.nginx_conf.parent)]),
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             # granian removes it when it stops normally, not when it is killed, and once in five
             # CI runs not even then: nothing listens on it any more.
             path.unlink(missing_ok=True)
+
+
+def app_server_argv(bind: Path | int) -> list[str]:
+    """The command line of the app server listening on `bind`: granian with one worker process."""
+    return server.argv(bind, workers=1)
 
 
 def stop_group(pgid: int, grace_s: float = 5.0) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from sentinel import settings
-from sentinel.stack.runner import Service, ServiceError, apt_install, port_open, which
+from sentinel_local.stack.runner import Service, ServiceError, apt_install, port_open, which
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -169,7 +169,7 @@ class Ingest(AppProcess):
         return [
             sys.executable,
             "-m",
-            "ingest_app.serve",
+            "sentinel_local.ingest_serve",
             "--nginx-conf",
             str(self.nginx_conf),
             *(arg for path in sockets for arg in ("--upstream-socket", path)),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import socket
 
-from sentinel import processes, settings
+from sentinel import settings
+from sentinel_local import processes
 
 
 class PrivateBridge(processes.Bridge):

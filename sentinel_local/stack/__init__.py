@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from sentinel.stack.clickhouse import ClickHouse
-from sentinel.stack.jaeger import Jaeger
-from sentinel.stack.kafka import Kafka
-from sentinel.stack.rabbitmq import RabbitMQ
-from sentinel.stack.redis import Redis
-from sentinel.stack.runner import Service, ServiceError
+from sentinel_local.stack.clickhouse import ClickHouse
+from sentinel_local.stack.jaeger import Jaeger
+from sentinel_local.stack.kafka import Kafka
+from sentinel_local.stack.rabbitmq import RabbitMQ
+from sentinel_local.stack.redis import Redis
+from sentinel_local.stack.runner import Service, ServiceError
 
 __all__ = ["SERVICES", "Service", "ServiceError", "down", "get", "status", "up"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sentinel import settings
-from sentinel.stack.runner import Service, apt_install, which
+from sentinel_local.stack.runner import Service, apt_install, which
 
 
 class ClickHouse(Service):

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from sentinel import settings
-from sentinel.stack.runner import Service, run_checked
+from sentinel_local.stack.runner import Service, run_checked
 
 JAEGER_MODULE = "github.com/jaegertracing/jaeger/cmd/jaeger@v1.76.0"
 

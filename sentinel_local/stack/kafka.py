@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentinel import settings
-from sentinel.stack.runner import Service, ServiceError, run_checked
+from sentinel_local.stack.runner import Service, ServiceError, run_checked
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sentinel import settings
-from sentinel.stack.runner import Service, apt_install
+from sentinel_local.stack.runner import Service, apt_install
 
 # The Debian wrapper in /usr/sbin switches to the rabbitmq user; the real script runs as us.
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel import processes, stack
+from sentinel_local import processes, stack
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import migrate
 

@@ -20,7 +20,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest_app.publisher import producer_config
-from sentinel import processes, semconv, settings
+from sentinel import semconv, settings
+from sentinel_local import processes
 from tests.e2e.helpers import wait_until
 from tests.private_bridge import PrivateBridge
 from workers.chunk import EVENT_WIRE_OVERHEAD

@@ -15,8 +15,9 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
-from sentinel import processes, semconv, settings
-from sentinel.processes import process_env
+from sentinel import semconv, settings
+from sentinel_local import processes
+from sentinel_local.processes import process_env
 from tests.e2e.helpers import wait_until
 from workers.celery_app import CANARY_TASK, LAG_TASK, app
 from workers.clickhouse.client import new_client

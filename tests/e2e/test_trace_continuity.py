@@ -12,7 +12,7 @@ import requests
 from confluent_kafka import Consumer, Producer
 
 from sentinel import semconv, settings
-from sentinel.jaeger import JaegerClient, Span
+from sentinel_cli.jaeger import JaegerClient, Span
 from tests.e2e.helpers import committed_offsets, group_reader, wait_until
 from workers.clickhouse.client import new_client
 from workers.clickhouse.queries import count_events, find_event

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sentinel import processes, stack
-from sentinel.processes import AppProcess
-from sentinel.stack import Service
+from sentinel_local import processes, stack
+from sentinel_local.processes import AppProcess
+from sentinel_local.stack import Service
 from tests.e2e.conftest import PIPELINE, pipeline  # noqa: F401 - the session fixture, reused as is
 from tests.faults import report
 from tests.faults.harness import SCALE, FaultRun, Figures

@@ -40,7 +40,7 @@ from clickhouse_driver import Client
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from sentinel import semconv, settings
-from sentinel.emit import audit_event
+from sentinel_cli.emit import audit_event
 from tests.e2e.helpers import committed_offsets, group_reader
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE

@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from sentinel import processes, settings
-from sentinel.stack.runner import port_open
+from sentinel import settings
+from sentinel_local import processes
+from sentinel_local.stack.runner import port_open
 from tests.e2e.helpers import wait_until
 from tests.faults.conftest import Faults
 from tests.faults.harness import kill_mid_insert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel import stack
+from sentinel_local import stack
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,8 @@ import orjson
 import pytest
 import requests
 
-from sentinel import processes, settings
+from sentinel import settings
+from sentinel_local import processes
 
 
 class PrivateIngest(processes.Ingest):

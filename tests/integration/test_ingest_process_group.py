@@ -21,9 +21,10 @@ import pytest
 import requests
 
 from ingest_app import server
-from ingest_app.serve import group_members
-from sentinel import processes, settings
-from sentinel.stack.runner import port_open
+from sentinel import settings
+from sentinel_local import processes
+from sentinel_local.ingest_serve import group_members
+from sentinel_local.stack.runner import port_open
 from tests.e2e.helpers import wait_until
 from tests.faults.harness import child_pids
 
@@ -50,7 +51,7 @@ def _start(home: Path, socket_path: Path | None) -> subprocess.Popen[bytes]:
         "OTEL_SDK_DISABLED": "true",
         "PROMETHEUS_MULTIPROC_DIR": str(home),
     }
-    command = [sys.executable, "-m", "ingest_app.serve", "--nginx-conf", str(conf)]
+    command = [sys.executable, "-m", "sentinel_local.ingest_serve", "--nginx-conf", str(conf)]
     if socket_path is not None:
         command += ["--upstream-socket", str(socket_path)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

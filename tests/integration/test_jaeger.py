@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from sentinel import settings
-from sentinel.jaeger import JaegerClient
+from sentinel_cli.jaeger import JaegerClient
 
 
 def test_span_round_trip_through_otlp_and_query_api() -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import processes, settings
+from sentinel import settings
+from sentinel_local import processes
 
 # Prints every key granian's WSGI environ has for the request (its copy of the process's own
 # environment left out), the rsgi side through wsgi_environ; values as text, the body as read.

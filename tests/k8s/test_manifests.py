@@ -81,8 +81,8 @@ DEFAULTED: dict[str, str] = {
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
 }
 
-# Packages deployed as processes; sentinel/stack/ only runs the local services, so it is left out.
-CODE_DIRS = ("sentinel", "ingest_app", "workers", "beat")
+# The runtime packages, what the image deploys (sentinel_local/ only runs the local services).
+CODE_DIRS = ("sentinel", "ingest_app", "workers", "beat", "mcp_proxy")
 SETTING = re.compile(r'\b_(str|int|float|port)\(\s*"([A-Z][A-Z0-9_]*)"')
 ENV_READ = re.compile(r'os\.(?:environ\.get\(|environ\[|getenv\()\s*["\']([A-Z][A-Z0-9_]*)["\']')
 
@@ -418,8 +418,7 @@ def _variables_the_code_reads() -> set[str]:
     names = set(_settings_types())
     for directory in CODE_DIRS:
         for path in (REPO / directory).rglob("*.py"):
-            if "stack" not in path.relative_to(REPO).parts:
-                names.update(ENV_READ.findall(path.read_text()))
+            names.update(ENV_READ.findall(path.read_text()))
     return names
 
 
@@ -565,7 +564,8 @@ def test_the_sidecar_runs_the_local_stacks_nginx_config(
 ) -> None:
     # nginx_config() renders the local nginx from settings; with the ConfigMap's values it must
     # give the sidecar's file line for line, but for the files nginx writes (under its /tmp).
-    from sentinel import processes, settings
+    from sentinel import settings
+    from sentinel_local import processes
 
     for name, docs in built.items():
         configmap = _configmap(docs, CONFIGMAP)["data"]

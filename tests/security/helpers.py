@@ -27,7 +27,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from sentinel import processes, semconv, settings
+from sentinel import semconv, settings
+from sentinel_local import processes
 from tests.e2e.helpers import committed_offsets, group_reader
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE

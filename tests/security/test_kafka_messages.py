@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentinel import processes, semconv
+from sentinel import semconv
+from sentinel_local import processes
 from tests.security import strategies as hst
 from tests.security.helpers import (
     DLQ_HEADER_KEYS,

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from sentinel import processes, semconv, settings
-from sentinel.jaeger import JaegerClient
+from sentinel import semconv, settings
+from sentinel_cli.jaeger import JaegerClient
+from sentinel_local import processes
 from tests.security.helpers import (
     HTTP_TIMEOUT,
     Accepted,

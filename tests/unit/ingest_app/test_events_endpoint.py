@@ -10,7 +10,7 @@ from werkzeug.test import EnvironBuilder
 
 from ingest_app.events_endpoint import EventsEndpoint
 from tests.unit.conftest import FakePublisher
-from tests.unit.ingest_cases import (
+from tests.unit.ingest_app.cases import (
     CASES,
     EVENT,
     BrokenPublisher,

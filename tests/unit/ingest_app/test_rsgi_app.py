@@ -2,7 +2,7 @@
 with the same spans as the WSGI endpoint; every other request is the Flask app's, on its threads.
 
 The scope and protocol here are stand-ins for granian's, built from the same requests the WSGI
-tests send (`tests.unit.ingest_cases`); that `wsgi_environ` reads a scope as granian's WSGI
+tests send (`tests.unit.ingest_app.cases`); that `wsgi_environ` reads a scope as granian's WSGI
 interface reads the request is tests/integration/test_rsgi_environ.py's, against granian itself.
 """
 
@@ -25,7 +25,7 @@ from ingest_app import accept
 from ingest_app.publisher import OutgoingMessage
 from ingest_app.rsgi_app import IngestApp, call_wsgi, wsgi_environ
 from tests.unit.conftest import FakePublisher
-from tests.unit.ingest_cases import (
+from tests.unit.ingest_app.cases import (
     CASES,
     CHUNKED,
     EVENT,

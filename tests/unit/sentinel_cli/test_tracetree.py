@@ -1,11 +1,11 @@
-"""sentinel.jaeger.parse_trace and sentinel.tracetree.render over Jaeger query API JSON."""
+"""sentinel_cli.jaeger.parse_trace and sentinel_cli.tracetree.render over Jaeger query API JSON."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sentinel.jaeger import Span, parse_trace
-from sentinel.tracetree import render
+from sentinel_cli.jaeger import Span, parse_trace
+from sentinel_cli.tracetree import render
 
 EVENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 INSERT_TRACE = "0af7651916cd43dd8448eb211c80319c"

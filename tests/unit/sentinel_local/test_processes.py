@@ -13,8 +13,9 @@ import pytest
 from granian.cli import OctalIntType
 
 from ingest_app import server
-from sentinel import processes, settings
-from sentinel.stack.runner import ServiceError
+from sentinel import settings
+from sentinel_local import processes
+from sentinel_local.stack.runner import ServiceError
 
 
 def _option(argv: list[str], name: str) -> str | None:

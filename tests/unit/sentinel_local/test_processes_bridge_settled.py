@@ -1,4 +1,4 @@
-"""sentinel.processes.bridge_settled: when the bridge's log says its consumer group has settled."""
+"""sentinel_local.processes.bridge_settled: when the bridge's log says its consumer group has settled."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sentinel import settings
-from sentinel.processes import Bridge, bridge_settled
+from sentinel_local.processes import Bridge, bridge_settled
 
 
 def _log(*messages: str) -> str:

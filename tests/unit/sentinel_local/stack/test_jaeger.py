@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.stack.jaeger import Jaeger
+from sentinel_local.stack.jaeger import Jaeger
 
 
 def test_gc_is_tuned_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""sentinel.stack.kafka.new_cluster_id: a KRaft cluster id the storage tool accepts."""
+"""sentinel_local.stack.kafka.new_cluster_id: a KRaft cluster id the storage tool accepts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sentinel.stack import kafka
+from sentinel_local.stack import kafka
 
 DASHED = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64url of 0b111110... starts with '-'
 PLAIN = uuid.UUID(bytes=bytes([0x10]) + bytes(15))

@@ -6,8 +6,8 @@ import pytest
 from confluent_kafka.admin import PartitionMetadata, TopicMetadata
 
 from sentinel import settings
-from sentinel.stack.kafka import _check_partitions
-from sentinel.stack.runner import ServiceError
+from sentinel_local.stack.kafka import _check_partitions
+from sentinel_local.stack.runner import ServiceError
 
 
 def _topic(partitions: int) -> TopicMetadata:
