@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sentinel import settings
+from workers.celery_app import JOBS_QUEUE
 
 CANARY_TASK = "sentinel.canary"
 LAG_TASK = "sentinel.consumer_lag"
-JOBS_QUEUE = "sentinel.default"
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "pipeline-canary": {

@@ -1,4 +1,5 @@
-"""The periodic tasks beat schedules; thin wrappers over beat.canary and beat.lag."""
+"""The periodic tasks beat schedules; thin wrappers over beat.canary and beat.lag. The worker imports
+this module from its command line (`celery -A workers.celery_app worker --include beat.tasks`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 from beat.canary import run_canary
 from beat.lag import consumer_lag
-from workers.celery_app import CANARY_TASK, LAG_TASK, app
+from beat.schedule import CANARY_TASK, LAG_TASK
+from workers.celery_app import app
 
 
 @app.task(name=CANARY_TASK, ignore_result=False)

@@ -356,6 +356,7 @@ class Worker(AppProcess):
             "-A",
             "workers.celery_app",
             "worker",
+            "--include=beat.tasks",
             "--loglevel=INFO",
             f"--concurrency={settings.WORKER_CONCURRENCY}",
             "-Q",
@@ -377,7 +378,7 @@ class Beat(AppProcess):
         return [
             str(VENV_BIN / "celery"),
             "-A",
-            "workers.celery_app",
+            "beat.app",
             "beat",
             "--loglevel=INFO",
             "-s",

@@ -1,4 +1,8 @@
-"""The one Celery app: RabbitMQ broker, Redis results, late acks, and tracing per worker process."""
+"""The one Celery app: RabbitMQ broker, Redis results, late acks, and tracing per worker process.
+
+Beat adds its schedule to this app in its own module (`celery -A beat.app beat`), and the worker
+runs beat's jobs by importing their module from its command line (`--include beat.tasks`), so this
+package never imports beat."""
 
 from __future__ import annotations
 
@@ -11,20 +15,18 @@ from celery import Celery
 from celery.signals import beat_init, setup_logging, worker_init, worker_process_init, worker_process_shutdown
 from kombu.serialization import register
 
-from beat.schedule import BEAT_SCHEDULE, CANARY_TASK, JOBS_QUEUE, LAG_TASK
 from sentinel import semconv, settings
 
 INSERT_TASK = "sentinel.insert_chunk"
 INSERT_QUEUE = "sentinel.inserts"
-__all__ = ["CANARY_TASK", "INSERT_QUEUE", "INSERT_TASK", "JOBS_QUEUE", "LAG_TASK", "app"]
+# Every task but the insert: beat's jobs.
+JOBS_QUEUE = "sentinel.default"
 
 # Chunk arguments are the bulk of every task message; orjson encodes them several times faster
 # than the json module (profiled: stdlib json was ~8% of the bridge's loop).
 register("orjson", orjson.dumps, orjson.loads, content_type="application/x-orjson", content_encoding="binary")
 
-app = Celery(
-    "sentinel", broker=settings.CELERY_BROKER_URL, backend=settings.REDIS_URL, include=["workers.tasks", "beat.tasks"]
-)
+app = Celery("sentinel", broker=settings.CELERY_BROKER_URL, backend=settings.REDIS_URL, include=["workers.tasks"])
 app.conf.update(
     timezone="UTC",
     enable_utc=True,
@@ -45,7 +47,6 @@ app.conf.update(
     # chunk from the bridge's loop (profiled at ~9% of it).
     worker_send_task_events=True,
     task_send_sent_event=False,
-    beat_schedule=BEAT_SCHEDULE,
 )
 
 

@@ -15,11 +15,12 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
+from beat.schedule import CANARY_TASK, LAG_TASK
 from sentinel import semconv, settings
 from sentinel_local import processes
 from sentinel_local.processes import process_env
 from tests.e2e.helpers import wait_until
-from workers.celery_app import CANARY_TASK, LAG_TASK, app
+from workers.celery_app import app
 from workers.clickhouse.client import new_client
 from workers.clickhouse.queries import count_events, find_event
 from workers.clickhouse.schema import QUALIFIED_CANARY_TABLE
