@@ -16,7 +16,6 @@ import requests
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ingest_app.auth import parse_tokens
 from sentinel import metrics, settings
 from sentinel.telemetry import tracer
 from workers.clickhouse.client import get_client
@@ -60,7 +59,7 @@ def run_canary(*, timeout_s: float = settings.CANARY_TIMEOUT_S, ingest_url: str 
         context = span.get_span_context()
         trace_id = f"{context.trace_id:032x}"
         headers = {"Content-Type": "application/json"}
-        tokens = parse_tokens(settings.INGEST_TOKENS)
+        tokens = settings.parse_tokens(settings.INGEST_TOKENS)
         if tokens:  # the canary goes through the front door like any client
             headers["Authorization"] = f"Bearer {tokens[0].decode()}"
         propagate.inject(headers)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import hmac
 
 
-def parse_tokens(raw: str) -> tuple[bytes, ...]:
-    return tuple(t.strip().encode() for t in raw.split(",") if t.strip())
-
-
 def authorized(header: str | None, tokens: tuple[bytes, ...]) -> bool:
     """True when no tokens are configured, or the Authorization header bears one of them."""
     if not tokens:

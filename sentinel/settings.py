@@ -119,6 +119,14 @@ INGEST_MAX_EVENTS = _int("SENTINEL_INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
 # Comma-separated bearer tokens; empty means ingest is open (loopback development).
 INGEST_TOKENS = _str("SENTINEL_INGEST_TOKENS", "")
+
+
+def parse_tokens(raw: str) -> tuple[bytes, ...]:
+    """The tokens of a comma-separated list such as INGEST_TOKENS: ingest accepts any of them, and
+    beat's canary, a client of ingest, sends the first."""
+    return tuple(t.strip().encode() for t in raw.split(",") if t.strip())
+
+
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
 # Who records ingest's SERVER span: "hooks" (ingest_app/server_span.py, the same span for less CPU;
 # POST /events is then answered in front of Flask, by ingest_app/rsgi_app.py or events_endpoint.py) or
