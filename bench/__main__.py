@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.pipeline import ROLES, Pipeline
     from bench.rss import PeakRss
     from bench.scenarios import FULL, QUICK, Scenarios, log, sizes_dict
-    from sentinel import settings, stack
+    from sentinel import settings
+    from sentinel_local import stack
     from workers.clickhouse.client import new_client, server_version
     from workers.clickhouse.schema import DATABASE, migrate
 
@@ -330,9 +331,10 @@ def _fixed_config() -> dict[str, Any]:
         THROUGHPUT_PROBE_EVERY,
         latency_probe_every,
     )
-    from ingest_app import server
-    from sentinel import processes, settings
+    from sentinel import settings
+    from sentinel_local import ingest_serve, processes
 
+    ingest = processes.get("ingest")
     return {
         "events_per_batched_post": BATCH,
         "events_per_latency_post": BATCH,
@@ -344,8 +346,8 @@ def _fixed_config() -> dict[str, Any]:
         "stack_dir": str(settings.STACK_DIR),
         "port_offset": settings.PORT_OFFSET,
         "ingest_url": settings.INGEST_URL,
-        "ingest_server": " ".join(server.argv()[1:]),
-        "ingest_argv": " ".join(processes.get("ingest").argv()),
+        "ingest_server": " ".join(ingest_serve.app_server_argv(ingest.upstreams[0])[1:]),
+        "ingest_argv": " ".join(ingest.argv()),
         "worker_concurrency": settings.WORKER_CONCURRENCY,
         "chunk_max_events": settings.CHUNK_MAX_EVENTS,
         "chunk_max_bytes": settings.CHUNK_MAX_BYTES,
@@ -360,7 +362,7 @@ def _span_drop_warnings() -> dict[str, int]:
 
     The SDK logs this once per repeated burst, so a count above zero means spans were lost, not how many.
     """
-    from sentinel import processes
+    from sentinel_local import processes
 
     out = {}
     for role in ("ingest", "bridge", "worker"):

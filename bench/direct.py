@@ -1,7 +1,7 @@
 """The cost of the Celery hop: the pipeline against a direct baseline on the same services.
 
 With the pipeline drained, the bridge is stopped and N events are produced straight to `mcp.events`
-with the headers ingest adds (`traceparent`, `event_id`) and its producer settings. Then the same
+with the headers ingest adds (`traceparent`, `event_id`), batched as ingest's producer batches. Then the same
 N messages (the offsets recorded before and after producing) are consumed twice:
 
 (a) direct: one plain confluent-kafka consumer (its own group, assigned at the start offsets, never
@@ -36,8 +36,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench import tables
 from bench.cpu import CpuMeter
 from bench.observe import Offsets, inserted_rows, run_started_at, wait_count, wait_inserted
-from ingest_app.publisher import producer_config
-from sentinel import processes, semconv, settings
+from sentinel import semconv, settings
+from sentinel_local import processes
 from workers.clickhouse.client import new_client, server_version, supports_dedup_token
 from workers.clickhouse.schema import DATABASE, EVENT_COLUMNS, EVENTS_TABLE, QUALIFIED_EVENTS_TABLE, events_table_ddl
 
@@ -74,8 +74,20 @@ def event_value(event_type: str, seq: int, event_id: str) -> bytes:
 
 
 def produce(n: int, event_type: str) -> None:
-    """Produce `n` events to the events topic with ingest's producer settings and headers; blocks."""
-    producer = Producer(producer_config(settings.INGEST_PUBLISH_TIMEOUT_S))
+    """Produce `n` events to the events topic with the headers ingest adds; blocks."""
+    # Linger and compression from ingest's settings, so the bridge reads record batches like those
+    # ingest's producer writes.
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": settings.INGEST_KAFKA_LINGER_MS,
+            "compression.type": settings.KAFKA_COMPRESSION,
+            "queue.buffering.max.messages": 500_000,
+            "batch.num.messages": 10_000,
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(err: Any, _msg: object) -> None:
