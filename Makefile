@@ -10,10 +10,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/sentinel stack up
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 down: $(VENV)/.installed
 	$(BIN)/sentinel down
