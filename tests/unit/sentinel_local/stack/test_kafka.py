@@ -1,4 +1,5 @@
-"""sentinel_local.stack.kafka.new_cluster_id: a KRaft cluster id the storage tool accepts."""
+"""sentinel_local.stack.kafka: a KRaft cluster id the storage tool accepts, and the events topic's
+partition count checked (or the stack says how to fix it)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka.admin import PartitionMetadata, TopicMetadata
 
+from sentinel import settings
 from sentinel_local.stack import kafka
+from sentinel_local.stack.kafka import _check_partitions
+from sentinel_local.stack.runner import ServiceError
 
 DASHED = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64url of 0b111110... starts with '-'
 PLAIN = uuid.UUID(bytes=bytes([0x10]) + bytes(15))
@@ -26,3 +31,28 @@ def test_ids_are_22_characters_of_base64url() -> None:
         cluster_id = kafka.new_cluster_id()
         assert len(cluster_id) == 22 and not cluster_id.startswith("-")
         assert base64.urlsafe_b64decode(cluster_id + "==")
+
+
+def _topic(partitions: int) -> TopicMetadata:
+    topic = TopicMetadata()
+    topic.topic = settings.EVENTS_TOPIC
+    topic.partitions = {p: PartitionMetadata() for p in range(partitions)}
+    return topic
+
+
+def test_missing_topic_is_left_to_be_created() -> None:
+    _check_partitions(None)
+
+
+def test_configured_count_passes() -> None:
+    _check_partitions(_topic(settings.EVENTS_TOPIC_PARTITIONS))
+
+
+def test_other_count_is_refused_with_both_ways_out() -> None:
+    found = settings.EVENTS_TOPIC_PARTITIONS + 2
+    with pytest.raises(ServiceError) as refused:
+        _check_partitions(_topic(found))
+    message = str(refused.value)
+    assert f"has {found} partitions" in message
+    assert f"SENTINEL_EVENTS_TOPIC_PARTITIONS={found}" in message
+    assert str(settings.STACK_DIR / "kafka") in message
