@@ -65,7 +65,7 @@ class _Delivery:
     The wait is a plain lock, held from the start and released by whichever side sees the last
     report: acquiring it again is one C call. threading.Event's wait and set run a Condition in
     Python: 16 threads publishing single events through one producer spent ~20 us more CPU per
-    publish with it (docs/performance.md, eighth round).
+    publish with it.
     """
 
     __slots__ = ("_done", "delivered", "error", "expected")

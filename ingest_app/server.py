@@ -9,8 +9,8 @@ ingest fell from ~1.33 to ~0.91 ms of CPU per request and end-to-end throughput 
 (docs/performance.md). nginx stays in front: it buffers whole requests, so no app thread waits on a
 slow client, and it caps bodies and headers.
 
-Locally (`ingest_app.serve`) nginx reaches granian on Unix sockets: against loopback TCP, ingest
-spent ~4% less CPU per single-event request (docs/performance.md, eleventh round). There each worker
+Locally (`sentinel_local.ingest_serve`) nginx reaches granian on Unix sockets: against loopback TCP, ingest
+spent ~4% less CPU per single-event request. There each worker
 process is a granian server of its own, on its own socket, and nginx sends each request to the one
 with the fewest in flight (`upstreams`). In k8s the two containers of the pod meet on loopback TCP,
 where the app server's own probes reach it, and one granian runs every worker.
@@ -80,7 +80,7 @@ def upstreams(socket_folder: Path | None, first_port: int | None = None) -> list
     single-event load the 32 connections split 23/9, 27/5, even 31/1, so one process (one GIL, 16
     threads) served most requests while the other idled. With a socket per process nginx balances
     every request (`least_conn`): 16/16, and ~12% more single-event requests per second, 6 of 7
-    alternating pairs (docs/performance.md, fourteenth round).
+    alternating pairs.
     """
     count = settings.INGEST_WORKERS
     if socket_folder is not None:

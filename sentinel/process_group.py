@@ -1,9 +1,10 @@
 """Child processes run as one unit: stopped together on SIGTERM/SIGINT, or when any of them exits.
 
-Ingest (nginx and the WSGI server, `ingest_app/serve.py`) and the bridge's consumers
-(`workers/bridge/supervisor.py`) each run under a parent that the stack or k8s supervises as one
-process. A child that exits on its own means the unit is broken: the others are stopped and the
-parent reports the failure, so whatever supervises it sees the whole unit down and restarts it.
+Ingest as it runs locally (nginx and the WSGI servers, `sentinel_local/ingest_serve.py`) and the
+bridge's consumers (`workers/bridge/supervisor.py`) each run under a parent that the stack or k8s
+supervises as one process. A child that exits on its own means the unit is broken: the others are
+stopped and the parent reports the failure, so whatever supervises it sees the whole unit down and
+restarts it.
 """
 
 from __future__ import annotations

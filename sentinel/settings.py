@@ -39,7 +39,7 @@ def _port(name: str, default: int) -> int:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = Path(_str("SENTINEL_STACK_DIR", str(REPO_ROOT / ".stack")))
 
-# Ports (DESIGN.md defaults, each overridable).
+# Ports: each component's usual one by default, each overridable.
 INGEST_PORT = _port("SENTINEL_INGEST_PORT", 8080)
 # ingest's WSGI server (granian) listens here on loopback, behind nginx on INGEST_PORT (a buffering
 # proxy: the app's threads never wait on a slow client's body).
@@ -77,18 +77,17 @@ INGEST_URL = _str("SENTINEL_INGEST_URL", f"http://{HOST}:{INGEST_PORT}")
 EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")
 DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
 # One partition per bridge consumer (BRIDGE_CONSUMERS) on the local stack. Each partition is a
-# producer batch per linger.ms and a chunk per CHUNK_MAX_WAIT_S: at one event per POST, 4 partitions
-# instead of 2 cost Kafka, ClickHouse and the worker ~110 us more CPU per event, for no parallelism
-# two consumers could use. k8s sets 4 (k8s/base/config/sentinel.env), room for 4 bridge replicas.
+# producer batch per linger.ms and a chunk per CHUNK_MAX_WAIT_S, so partitions beyond the consumers'
+# number cost Kafka, ClickHouse and the worker CPU per event for no parallelism. k8s sets 4
+# (k8s/base/config/sentinel.env), room for 4 bridge replicas.
 EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 2)
 BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
 # Each partition of the events and dead-letter topics keeps at most this many bytes, oldest
 # segments deleted first, consumed or not (locally the broker's default; in k8s the topics' own
-# config, sized per overlay to the broker's volume). Time alone (Kafka's 7 days) let repeated
-# benchmark runs grow `mcp.events` to 71 GB and fill this machine's disk, and RabbitMQ's disk alarm
-# then blocked the bridge's publishes. 4 GiB per partition is minutes of batched load, hours of
-# single events: a bridge stopped longer than that under load loses the oldest events, so raise it
-# (with the disk) for such outages.
+# config, sized per overlay to the broker's volume). Retention by time alone (Kafka's 7 days) lets
+# benchmark runs fill the disk, and RabbitMQ's disk alarm then blocks the bridge's publishes.
+# 4 GiB per partition is minutes of batched load, hours of single events: a bridge stopped longer
+# than that under load loses the oldest events, so raise it (with the disk) for such outages.
 KAFKA_RETENTION_BYTES = _int("SENTINEL_KAFKA_RETENTION_BYTES", 4 * 1024**3)
 # Retention deletes whole segments, so a partition holds up to one segment more than the cap.
 KAFKA_SEGMENT_BYTES = _int("SENTINEL_KAFKA_SEGMENT_BYTES", 128 * 1024**2)
@@ -97,15 +96,13 @@ KAFKA_SEGMENT_BYTES = _int("SENTINEL_KAFKA_SEGMENT_BYTES", 128 * 1024**2)
 KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")
 # How long ingest's producer holds a batch open for more requests' events (librdkafka's linger.ms).
 # Each request waits for its batch's acknowledgement, so with one event per POST a shorter linger
-# means more requests per second from the same clients. Single-event at 100% sampling, 6 alternating
-# trials each: 5 ms 1,937 events/s on average with the cores 86-92% busy, 10 ms 1,795 at 80-85%;
-# Kafka 66-96 against 65-82 us per event. 2 ms gave 2,045 (3 trials; docs/performance.md, "Ninth round").
+# means more requests per second from the same clients, and a longer one fewer, larger batches
+# (less CPU for Kafka per event).
 INGEST_KAFKA_LINGER_MS = _int("SENTINEL_INGEST_KAFKA_LINGER_MS", 5)
 
 # Ingest limits.
 # How granian runs the app in each process: "rsgi" (ingest_app/rsgi_app.py: POST /events on an event
-# loop, ~11% more single events per second at 100% sampling, docs/performance.md, fifteenth round)
-# or "wsgi" (ingest_app/wsgi.py: every request on a thread of its own, as until the fifteenth round).
+# loop) or "wsgi" (ingest_app/wsgi.py: every request on a thread of its own).
 INGEST_INTERFACE = _str("SENTINEL_INGEST_INTERFACE", "rsgi")
 # Server processes, and Python threads per process: with "wsgi" they run every request, which mostly
 # waits for Kafka's acknowledgement; with "rsgi" they run the requests Flask answers (POST /events
@@ -134,41 +131,37 @@ INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
 INGEST_SERVER_SPAN = _str("SENTINEL_INGEST_SERVER_SPAN", "hooks")
 
 # Bridge consumers per `python -m workers.bridge`: processes in one consumer group, each owning some
-# of the topic's partitions. The bridge's loop is one Python thread; with one consumer it was the
-# head of the line on this 2-core machine (84% of a core while workers and ClickHouse idled). In
-# k8s each pod runs one and replicas scale it (k8s/base/bridge.yaml).
+# of the topic's partitions. The bridge's loop is one Python thread, so one consumer can hold up
+# the whole pipeline while the workers and ClickHouse wait for chunks. In k8s each pod runs one and
+# replicas scale it (k8s/base/bridge.yaml).
 BRIDGE_CONSUMERS = _int("SENTINEL_BRIDGE_CONSUMERS", 2)
 
 # Bridge chunking and backpressure.
 # Each chunk is one Celery task and one INSERT, i.e. one ClickHouse part that merges rewrite:
-# ClickHouse advises 10,000-100,000 rows per insert. Draining the hop's 200,000-event backlog, 2,000
-# -> 10,000 cut ClickHouse's CPU from ~7 to ~3.6 us per event (rows merged 2.1-2.6x -> 0.9x the
-# rows inserted) and RabbitMQ's by a quarter. Below full, chunks close by age (CHUNK_MAX_WAIT_S), so
-# at steady rates their size and the latency do not change.
+# ClickHouse advises 10,000-100,000 rows per insert: fewer, larger parts are merged less often, and
+# RabbitMQ carries fewer messages. Below full, chunks close by age (CHUNK_MAX_WAIT_S), so at steady
+# rates this bound changes neither their size nor the latency.
 CHUNK_MAX_EVENTS = _int("SENTINEL_CHUNK_MAX_EVENTS", 10_000)
 # ... and at most this many bytes (workers/bridge/chunker.py): each event counts its Kafka value, its
 # tracestate and ~100 bytes (workers/chunk.py), so the Celery message stays under ~2x this whatever
-# the events' sizes. RabbitMQ refuses messages over its max_message_size (128 MiB; 16 MiB from 4.0):
-# 413 events of 400 KB (ingest takes up to 512 KiB) read within a chunk's 0.5 s made a 165 MB
-# message, refused at every attempt, and its partition stopped. A larger message is dead-lettered
-# (the local broker takes messages up to 4 MiB, its dead-letter topic up to 8).
+# the events' sizes. RabbitMQ refuses messages over its max_message_size (128 MiB; 16 MiB from 4.0),
+# and a chunk of large events (ingest takes up to 512 KiB each) bounded by count alone would be
+# refused at every attempt and stop its partition. A larger message is dead-lettered (the local
+# broker takes messages up to 4 MiB, its dead-letter topic up to 8).
 CHUNK_MAX_BYTES = _int("SENTINEL_CHUNK_MAX_BYTES", 4 * 1024 * 1024)
-# A partition's chunk closes when full or this long after its first event. Below full chunks each
-# INSERT, Celery task and publish is a fixed cost: at one event per POST (~90-event chunks at 0.2 s)
-# that cost was a third of the machine's CPU per event after ingest. 0.5 s gives 2.5x fewer, larger
-# INSERTs (ClickHouse's own advice is few and large), for up to 0.3 s more before a row is visible.
+# A partition's chunk closes when full or this long after its first event. Below full, each chunk's
+# INSERT, Celery task and publish is a fixed cost shared by fewer events: a longer wait gives fewer,
+# larger INSERTs (ClickHouse's own advice), for a longer wait before a row is visible.
 CHUNK_MAX_WAIT_S = _float("SENTINEL_CHUNK_MAX_WAIT_S", 0.5)
 # ... or once its partition has given it no event for this long (0: never): the end of a burst (a
-# backlog drained after an outage, the benchmark's Celery hop) no longer waits out the timer above,
-# which was ~0.5 s of a 200,000-event drain's ~4.2 s. The broker answers a fetch within 50 ms
-# (fetch.wait.max.ms), so a partition taking more than ~20 events/s adds events to its chunk at
-# nearly every fetch and its chunks still fill up to the timer; a chunk quiet for 3 fetches has no
-# more events coming soon.
+# backlog drained after an outage, the benchmark's Celery hop) does not wait out the timer above.
+# The broker answers a fetch within 50 ms (fetch.wait.max.ms), so a partition taking more than ~20
+# events/s adds events to its chunk at nearly every fetch and its chunks still fill up to the timer;
+# a chunk quiet for 3 fetches has no more events coming soon.
 CHUNK_MAX_IDLE_S = _float("SENTINEL_CHUNK_MAX_IDLE_S", 0.15)
 # Chunks sent and not yet acknowledged, per consumer; at this many the consumer pauses. With
-# CHUNK_MAX_BYTES it bounds what a consumer holds: 8 x 4 MiB, where 64 chunks of 2,000 events had
-# no bound in bytes at all. Two worker processes insert one chunk each at a time, so 8 per consumer
-# keep a queue in front of them.
+# CHUNK_MAX_BYTES it bounds what a consumer holds: 8 x 4 MiB. Two worker processes insert one chunk
+# each at a time, so 8 per consumer keep a queue in front of them.
 MAX_INFLIGHT_CHUNKS = _int("SENTINEL_MAX_INFLIGHT_CHUNKS", 8)
 # A chunk with no acknowledgement after this long is sent again (same dedup token).
 CHUNK_ACK_TIMEOUT_S = _float("SENTINEL_CHUNK_ACK_TIMEOUT_S", 120.0)

@@ -1,4 +1,4 @@
-"""`python -m ingest_app.serve`: nginx and the granian servers (one per worker process) as one unit.
+"""`python -m sentinel_local.ingest_serve`: nginx and the granian servers (one per worker process) as one unit.
 nginx shares the requests between the servers. When a granian master is killed outright, the unit
 stops, and no worker process (they do not watch for their parent) may outlive it and keep an
 upstream port, or the restarted ingest could not bind it. With a Unix socket upstream (the

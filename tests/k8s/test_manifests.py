@@ -30,7 +30,7 @@ KUSTOMIZATIONS = ("base", "overlays/laptop")
 KUBERNETES_VERSION = "1.35.0"
 
 SENTINEL_CONTAINERS = ("ingest", "bridge", "worker", "beat", "flower")
-# ingest's front door, a second container in the ingest pod (sentinel/processes.py, nginx_config).
+# ingest's front door, a second container in the ingest pod (sentinel_local/processes.py, nginx_config).
 NGINX_SIDECAR = "nginx"
 NGINX_CONFIGMAP = "ingest-nginx"
 NGINX_CONFIG_FILE = K8S / "base" / "config" / "nginx" / "ingest.conf"

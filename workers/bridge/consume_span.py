@@ -4,7 +4,7 @@ Every message's trace gets a CONSUMER span, child of the context in its headers.
 POST /events share that context (ingest sends a request's events under one producer span), so a
 run of them in one partition is recorded as one span: a single-message span carries the message's
 offset and id, a batch span `messaging.batch.message_count` and its first and last offset, and the
-per-message values live on the insert span's links (DESIGN.md's convention). This records the same
+per-message values live on the insert span's links (the OTel messaging conventions for batches). This records the same
 trace as a span per message at a fraction of the cost: span creation and export dominate the
 bridge's CPU when tracing is on.
 """

@@ -1,7 +1,7 @@
 """Write one chunk into `sentinel.mcp_events` under a `clickhouse.insert_batch` span.
 
 The span is linked to every event's `kafka.consume` span (the OTel messaging convention for batch
-processing): a parent/child edge to one event would be misleading for the other 499. Each row
+processing): a parent/child edge to one event would be misleading for every other event of the chunk. Each row
 stores its event's trace and span id and the insert span's ids, so a row leads to both traces.
 """
 
