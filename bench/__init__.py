@@ -9,4 +9,5 @@ direct.py     the direct baseline (Kafka -> clickhouse-driver, no Celery, no tra
 rss.py        peak resident memory (VmHWM) of each process tree
 cpu.py        CPU seconds per role during a scenario, to say which stage limits a figure
 report.py     the JSON document, target evaluation and the PNG chart
+baseline.py   --baseline REF: the same run on another commit's worktree, and each figure's ratio to it
 """

@@ -1,10 +1,11 @@
-"""`python -m bench [--quick] [--out DIR] [--scenarios ...] [--tracing ...]`: benchmark the pipeline.
+"""`python -m bench [--quick] [--out DIR] [--scenarios ...] [--tracing ...] [--baseline REF]`: benchmark the pipeline.
 
 Brings up the services (reusing running ones) of the stack that SENTINEL_PORT_OFFSET and
 SENTINEL_STACK_DIR select, then for each tracing configuration restarts ingest, bridge and worker and
 runs the scenarios that need it; prints one JSON document on stdout (progress goes to stderr) and
 writes it, with a PNG chart, to the output folder. Ingest, bridge and worker are put back as found.
-See docs/performance.md for what each figure means.
+With --baseline REF the same run is made on commit REF first, and each figure is also given as a
+ratio to REF's (bench/baseline.py says how). See docs/performance.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -56,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=LOAD_GENERATORS[0],
         help="what posts the max-speed loads: the compiled bench/loadgen (default) or bench/load.py's "
         "Python threads; fixed rates always use the Python one",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=None,
+        help="also run the same scenarios on this commit (a git worktree under .bench/), first, and give "
+        "each figure as a ratio to it",
     )
     return parser
 
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     found_env = tables.use_bench_database()
     args = build_parser().parse_args(argv)
     # Imported here: the stack and the pipeline read settings from the environment at import.
-    from bench import direct, report, speed
+    from bench import baseline, direct, report, speed
     from bench.cpu import CpuMeter
     from bench.observe import Offsets
     from bench.pipeline import ROLES, Pipeline
@@ -155,6 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     from sentinel_local import stack
     from workers.clickhouse.client import new_client, server_version
     from workers.clickhouse.schema import DATABASE, migrate
+
+    against: tuple[str, dict[str, Any]] | None = None
+    baseline_errors: list[str] = []
+    if args.baseline:
+        try:
+            against = baseline.run(
+                args.baseline,
+                baseline.baseline_argv(sys.argv[1:] if argv is None else argv),
+                repo=settings.REPO_ROOT,
+                out=args.out / "baseline",
+                env=baseline.environment(found_env, settings.STACK_DIR),
+            )
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            log(f"baseline {args.baseline} FAILED: {exc}")
+            baseline_errors.append(f"baseline {args.baseline}: {type(exc).__name__}: {exc}")
 
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
@@ -201,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         # bench/speed.py: CPU ms of a fixed loop just before each scenario; higher is a slower host.
         "speed_probe_ms": {},
     }
-    errors: list[str] = []
+    errors: list[str] = list(baseline_errors)
 
     def sample_rss() -> None:
         peaks.sample({role: pipeline.pid(role) for role in ROLES})
@@ -307,6 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         details=details,
         errors=errors,
     )
+    if against is not None:
+        commit, baseline_document = against
+        document["baseline"] = {
+            "ref": args.baseline,
+            "commit": commit,
+            "ratios": baseline.compare(document, baseline_document),
+            "document": baseline_document,
+        }
     json_path = args.out / f"bench-{run_id}.json"
     try:
         report.write_chart(document, json_path.with_suffix(".png"))
@@ -316,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(document, indent=2) + "\n")
     for line in report.target_lines(document["targets"]):
         log(line)
+    if document["baseline"]:
+        for line in baseline.ratio_lines(document["baseline"]["ratios"]):
+            log(line)
     log(f"wrote {json_path} (and its .png) in {time.monotonic() - started:.0f}s")
     print(json.dumps(document, indent=2))
     return 1 if document["errors"] else 0
@@ -343,6 +378,7 @@ def _fixed_config() -> dict[str, Any]:
             **THROUGHPUT_PROBE_EVERY,
         },
         "probe_poll_s": {"latency": LATENCY_POLL_S, "during_load": POLL_DURING_LOAD_S, "after_load": POLL_AFTER_LOAD_S},
+        "commit": _commit(settings.REPO_ROOT),
         "stack_dir": str(settings.STACK_DIR),
         "port_offset": settings.PORT_OFFSET,
         "ingest_url": settings.INGEST_URL,
@@ -355,6 +391,15 @@ def _fixed_config() -> dict[str, Any]:
         "chunk_max_idle_s": settings.CHUNK_MAX_IDLE_S,
         "max_inflight_chunks": settings.MAX_INFLIGHT_CHUNKS,
     }
+
+
+def _commit(repo: Path) -> str | None:
+    """The commit measured, with "+changes" when the tree differs from it; None outside git."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True)
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _span_drop_warnings() -> dict[str, int]:

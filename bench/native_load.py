@@ -13,6 +13,7 @@ connections, probes on the same queue, a LoadResult.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,18 +30,23 @@ SOURCE = Path(__file__).resolve().parent / "loadgen"
 
 
 def binary_path() -> Path:
-    return settings.STACK_DIR / "bin" / "sentinel-loadgen"
+    """Where the binary built from these sources is: named by their hash, so runs of two commits on
+    one stack (--baseline) each use the generator of their own tree."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE.iterdir()):
+        if path.suffix == ".go" or path.name == "go.mod":
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return settings.STACK_DIR / "bin" / f"sentinel-loadgen-{digest.hexdigest()[:12]}"
 
 
 def build() -> Path:
-    """The generator's binary, (re)built when any of its sources is newer; returns its path.
+    """The generator's binary, built on first use; returns its path.
 
     Standard library only: `go build` needs no network. Raises RuntimeError when Go is missing or
     the build fails.
     """
     target = binary_path()
-    sources = [path for path in SOURCE.iterdir() if path.suffix == ".go" or path.name == "go.mod"]
-    if target.exists() and target.stat().st_mtime >= max(path.stat().st_mtime for path in sources):
+    if target.exists():
         return target
     go = shutil.which("go")
     if go is None:

@@ -237,6 +237,8 @@ def build_document(
     document["duration_s"] = round(duration_s, 1)
     document["details"] = details or {}
     document["errors"] = list(errors)
+    # With --baseline: REF, its commit, each figure's ratio to it and its whole document (bench/baseline.py).
+    document["baseline"] = None
     document["targets"] = evaluate_targets(document)
     return document
 

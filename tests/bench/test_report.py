@@ -23,6 +23,7 @@ TOP_LEVEL = {
     "duration_s",
     "details",
     "errors",
+    "baseline",
 }
 
 
@@ -71,6 +72,7 @@ def test_latency_summary_is_in_milliseconds() -> None:
 def test_document_has_every_key_and_derives_ratios() -> None:
     document = _document()
     assert set(document) == TOP_LEVEL
+    assert document["baseline"] is None  # filled by --baseline only
     assert set(document["throughput_eps"]) == {"batched_100", "single_event"}
     for mode in document["throughput_eps"].values():
         assert set(mode) == {"tracing_off", "sampled_100", "sampled_10", "tracing_off_control"}
