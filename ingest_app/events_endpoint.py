@@ -6,7 +6,7 @@ Why: with one event per POST, Flask's per-request machinery (request and app con
 adapter, hooks, signals, the response object) cost more than the work it wraps. Called directly
 in one thread, a single-event POST took 111-128 us untraced through Flask's view and 28-31 here;
 recording spans, 136-171 against 40-60. In the pipeline at 100% sampling, ingest's CPU per event
-fell by about a quarter (docs/performance.md, "Ninth round").
+fell by about a quarter.
 
 The work is `accept.accept_events`, the same function the Flask view calls, given what Flask's
 Request would give it (read from the environ as Werkzeug reads it); the server span is

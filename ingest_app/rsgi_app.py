@@ -4,12 +4,12 @@ on a pool of threads.
 Why: a WSGI server runs each request on a thread of its own. With one event per POST a request is
 ~100 us of Python around an ~8 ms wait for Kafka's acknowledgement, and every request crossed
 threads five times (granian's runtime to a Python thread, the GIL, the wait, the report thread's
-wake-up, back): in the eighth round the kernel's context switches were a third of a worker's
-samples. Here the loop runs every POST /events of the process in one thread, the wait is a future,
+wake-up, back): the kernel's context switches were a third of a worker's profile samples. Here
+the loop runs every POST /events of the process in one thread, the wait is a future,
 and the report thread wakes the loop once per poll for every request it finished
 (`publisher.publish_async`). Single events at 100% sampling: granian alone spent 364-443 against
 508-605 us of CPU per request; in the pipeline, 1,976 against 1,778 events/s on average over 7
-alternating pairs (docs/performance.md, fifteenth round).
+alternating pairs.
 
 The work is `accept.accept_events_async`, the same steps the WSGI endpoint and the Flask view run.
 The request is read as a WSGI environ built as granian's WSGI interface builds it (`wsgi_environ`),

@@ -10,10 +10,9 @@ span while the view runs, so `send mcp.events` is its child.
 Why not the instrumentation: per request it builds the full URL twice for its exclusion check,
 collects the request attributes twice (once for metrics nobody reads here: no MeterProvider is
 set), reads its header-capture settings from the environment, attaches a second context for
-sqlcommenter and wraps start_response. With one event per POST, measured on this machine
-(docs/performance.md, "Fifth round"): 459 -> 309 us per request with tracing off and 677-697 ->
-471-481 at 100% sampling (`python -m bench.app_cost`), and 808-848 -> 647-665 behind granian with
-Kafka under load.
+sqlcommenter and wraps start_response. With one event per POST, measured on this machine: 459 ->
+309 us per request with tracing off and 677-697 -> 471-481 at 100% sampling (the app alone), and
+808-848 -> 647-665 behind granian with Kafka under load.
 `SENTINEL_INGEST_SERVER_SPAN=flask-instrumentation` puts the instrumentation back.
 
 Differences, both deliberate: a request that matches no route is named `{method}` alone (the HTTP

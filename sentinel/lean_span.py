@@ -3,7 +3,7 @@
 Three spans are recorded for every event: ingest's `POST /events` and `send mcp.events`, and the
 bridge's `kafka.consume`; the worker's `clickhouse.insert_batch` adds a link per event's span.
 Through the SDK's tracer a span cost 40-58 us of CPU to start, end and encode for export, 19-22
-here (docs/performance.md, "Seventh round"). The SDK spends the difference on what these spans
+here. The SDK spends the difference on what these spans
 never need: attributes cleaned and bounded one by one, a lock per call, nested context managers,
 a copy of the span at its end, end-of-span metrics nobody reads (no MeterProvider is set, so the
 SDK's are no-ops).
@@ -204,8 +204,7 @@ def child_of_unsampled_remote(traceparent: bytes) -> str | None:
     unsampled remote parent unless configured otherwise; the span is then a NonRecordingSpan with
     a new span id in the parent's trace, its sampled flag clear and the random-trace-id flag as
     the parent's. Said directly, the bridge skips the context, the sampler and the span object
-    for each such message run: 28 -> 14 us per message at 10% sampling (docs/performance.md,
-    tenth round).
+    for each such message run: 28 -> 14 us per message at 10% sampling.
     """
     sdk = _sdk_tracer()
     if sdk is None or not _drops_unsampled_remote_children(sdk.sampler):
