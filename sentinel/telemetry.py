@@ -121,37 +121,49 @@ def resource(service_name: str) -> Resource:
     return Resource.create({SERVICE_NAME: service_name}).merge(OTELResourceDetector().detect())
 
 
-def span_limits() -> SpanLimits:
-    """The limits of this process's spans: the SDK's, read from the environment, except that
-    without `OTEL_SPAN_LINK_COUNT_LIMIT` a span may hold one link per event of the largest chunk
-    (the SDK's default keeps 128 and drops the rest). Whatever the limit, the insert span carries
-    the links beyond it on child spans (workers/clickhouse/writer.py)."""
-    if _limits is not None:
-        return _limits
+def span_limits_from_env() -> SpanLimits:
+    """The SDK's limits, read from the environment, except that without
+    `OTEL_SPAN_LINK_COUNT_LIMIT` a span may hold one link per event of the largest chunk (the SDK's
+    default keeps 128 and drops the rest). Whatever the limit, the insert span carries the links
+    beyond it on child spans (workers/clickhouse/writer.py)."""
     if OTEL_SPAN_LINK_COUNT_LIMIT in os.environ:
         return SpanLimits()
     return SpanLimits(max_links=settings.CHUNK_MAX_EVENTS)
 
 
-def setup_tracing(service_name: str, *, span_processor: SpanProcessor | None = None) -> trace.TracerProvider:
-    """Install the global tracer provider for this process; later calls return the first one.
+def span_limits() -> SpanLimits:
+    """The limits of this process's spans: the installed provider's, or the environment's before
+    setup_tracing."""
+    return _limits if _limits is not None else span_limits_from_env()
 
-    `span_processor` replaces the batched exporters, for tests that need spans synchronously.
-    With `OTEL_SDK_DISABLED=true` no SDK provider is installed, and the API's no-op one stays.
-    Raises TracingConfigurationError when `OTEL_TRACES_EXPORTER` or the OTLP protocol names
-    something this installation cannot provide.
-    """
+
+def tracer_provider(service_name: str, *, span_processor: SpanProcessor | None = None) -> TracerProvider | None:
+    """The tracer provider the environment describes for `service_name`, not yet installed; None
+    with `OTEL_SDK_DISABLED=true`. `span_processor` replaces the batched exporters. Raises
+    TracingConfigurationError when `OTEL_TRACES_EXPORTER` or the OTLP protocol names something
+    this installation cannot provide."""
+    if sdk_disabled():
+        return None
+    processors = [span_processor] if span_processor is not None else [BatchSpanProcessor(e) for e in exporters()]
+    provider = TracerProvider(resource=resource(service_name), span_limits=span_limits_from_env())
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def setup_tracing(service_name: str, *, span_processor: SpanProcessor | None = None) -> trace.TracerProvider:
+    """Install `tracer_provider(service_name, span_processor=...)` as this process's global tracer
+    provider; later calls return the first one. With `OTEL_SDK_DISABLED=true` the API's no-op
+    provider stays. Raises what `tracer_provider` raises, before anything is installed."""
     global _provider, _limits
     if _provider is not None:
         return _provider
-    if sdk_disabled():
+    provider = tracer_provider(service_name, span_processor=span_processor)
+    if provider is None:
         _provider = trace.get_tracer_provider()
         return _provider
-    processors = [span_processor] if span_processor is not None else [BatchSpanProcessor(e) for e in exporters()]
-    _limits = span_limits()
-    provider = TracerProvider(resource=resource(service_name), span_limits=_limits)
-    for processor in processors:
-        provider.add_span_processor(processor)
+    # What span_limits() answers from now on: the limits this provider was built with.
+    _limits = span_limits_from_env()
     trace.set_tracer_provider(provider)
     atexit.register(provider.shutdown)
     _provider = provider
@@ -169,10 +181,3 @@ def tracer() -> trace.Tracer:
     if _tracer is None:
         _tracer = trace.get_tracer(TRACER_NAME)
     return _tracer
-
-
-def tracing_enabled() -> bool:
-    """Whether spans are recorded in this process (an SDK provider is installed). When not, the
-    API's no-op tracer passes every carried context through unchanged, and work done only to
-    describe spans (attributes, links) can be skipped."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
