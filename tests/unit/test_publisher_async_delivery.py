@@ -10,7 +10,6 @@ tests/integration/test_kafka.py's.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +41,7 @@ class _Producer:
 
     def produce(self, topic: str, **kwargs: Any) -> None:
         if self.refuse:
-            raise KafkaException(KafkaError(KafkaError._INVALID_ARG))
+            raise KafkaException(KafkaError(KafkaError.INVALID_REQUEST))
         if self.full_times:
             self.full_times -= 1
             raise BufferError("Local: Queue full")
@@ -57,10 +56,8 @@ class _Producer:
 
 
 def _publisher(producer: _Producer, timeout_s: float = 5.0) -> KafkaPublisher:
-    publisher = KafkaPublisher(topic="mcp.events", timeout_s=timeout_s)
-    # The lazily created producer of this process, as `producer` would leave it (no report thread).
-    publisher._producer, publisher._pid = producer, os.getpid()  # type: ignore[assignment]
-    return publisher
+    # No report thread: the test serves the reports (`_report_thread`) or leaves them unserved.
+    return KafkaPublisher(topic="mcp.events", timeout_s=timeout_s, producer=producer)  # type: ignore[arg-type]
 
 
 def _report_thread(publisher: KafkaPublisher, producer: _Producer, stop: threading.Event) -> threading.Thread:
@@ -68,8 +65,7 @@ def _report_thread(publisher: KafkaPublisher, producer: _Producer, stop: threadi
 
     def serve() -> None:
         while not stop.is_set():
-            producer.poll(0.0)
-            publisher._finished.wake_loops()
+            publisher.serve_reports(0.0)
             stop.wait(0.005)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -237,7 +233,7 @@ def test_a_refused_message_is_unavailable() -> None:
 
 
 def test_a_failed_report_is_unavailable() -> None:
-    producer = _Producer(error=KafkaError(KafkaError._MSG_TIMED_OUT))
+    producer = _Producer(error=KafkaError(KafkaError.REQUEST_TIMED_OUT))
     publisher = _publisher(producer)
     stop = threading.Event()
     thread = _report_thread(publisher, producer, stop)

@@ -49,7 +49,7 @@ def test_missing_reports_time_out() -> None:
 
 
 def test_the_first_error_is_kept() -> None:
-    first, second = KafkaError(KafkaError._MSG_TIMED_OUT), KafkaError(KafkaError._ALL_BROKERS_DOWN)
+    first, second = KafkaError(KafkaError.REQUEST_TIMED_OUT), KafkaError(KafkaError.BROKER_NOT_AVAILABLE)
     delivery = _Delivery()
     delivery(first, None)
     delivery(second, None)
@@ -63,8 +63,7 @@ def test_both_sides_seeing_the_last_report_is_harmless() -> None:
     # complete; the second release must neither raise nor leave a later wait blocked.
     delivery = _Delivery()
     delivery(None, None)
-    delivery.expected = 1  # as if expect() had run between the report's count and its check
-    delivery._release()
+    delivery.expect(1)  # as if expect() had run between the report's count and its check
     delivery(None, None)  # a stray extra report: releases an already free lock
     assert delivery.wait(0.0)
 
