@@ -15,12 +15,14 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
-from sentinel import events, lean_span, metrics, propagation, semconv
+from sentinel import events, metrics, propagation, semconv
+from sentinel.telemetry import tracer
 
 # Bodies from this size on are checked on a thread by `accept_events_async` (a 100-event batch of the
 # benchmark is ~30 KB): parsing a 10,000-event batch on the loop would hold up every single event
@@ -177,7 +179,7 @@ def publishing(prepared: list[Prepared], topic: str) -> Iterator[tuple[Span, lis
     to publish, each carrying the span's context."""
     # One PRODUCER span for the request's batch; every message carries its context, so each
     # event's consume span in the bridge becomes its child.
-    publish_span = lean_span.start_span(
+    publish_span = tracer().start_span(
         semconv.SPAN_PUBLISH,
         kind=SpanKind.PRODUCER,
         attributes={
@@ -188,7 +190,7 @@ def publishing(prepared: list[Prepared], topic: str) -> Iterator[tuple[Span, lis
             semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(prepared),
         },
     )
-    with lean_span.as_current(publish_span) as span:
+    with trace.use_span(publish_span, end_on_exit=True) as span:
         if len(prepared) == 1:
             span.set_attribute(semconv.MESSAGING_MESSAGE_ID, prepared[0][0])
         trace_headers: list[tuple[str, bytes]] = []

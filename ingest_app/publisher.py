@@ -160,12 +160,17 @@ def _resolve(deliveries: list[_AsyncDelivery]) -> None:
 
 class KafkaPublisher:
     def __init__(
-        self, topic: str = settings.EVENTS_TOPIC, timeout_s: float = settings.INGEST_PUBLISH_TIMEOUT_S
+        self,
+        topic: str = settings.EVENTS_TOPIC,
+        timeout_s: float = settings.INGEST_PUBLISH_TIMEOUT_S,
+        producer: Producer | None = None,
     ) -> None:
+        """`producer`, when given, is used as it is, and its caller polls it (`serve_reports`):
+        no report thread is started for it."""
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer: Producer | None = None
-        self._pid = 0
+        self._producer: Producer | None = producer
+        self._pid = 0 if producer is None else os.getpid()
         self._lock = threading.Lock()
         self._ready_until = 0.0
         self._finished = _Finished()
@@ -191,6 +196,11 @@ class KafkaPublisher:
         while True:
             producer.poll(0.1)
             finished.wake_loops()
+
+    def serve_reports(self, timeout_s: float) -> None:
+        """Serve the producer's delivery reports once: what the report thread does in a loop."""
+        self.producer.poll(timeout_s)
+        self._finished.wake_loops()
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Produce every message and block until each is acknowledged.

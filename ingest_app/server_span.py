@@ -32,7 +32,8 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ingest_app.request_uri import request_target
-from sentinel import lean_span, semconv
+from sentinel import semconv
+from sentinel.telemetry import tracer
 
 # Who may record the span (SENTINEL_INGEST_SERVER_SPAN): these hooks, or the OTel Flask instrumentation.
 HOOKS, FLASK_INSTRUMENTATION = "hooks", "flask-instrumentation"
@@ -86,7 +87,7 @@ def start_server_span(environ: dict[str, Any], route: str | None) -> Started:
     # The WSGI instrumentation's getter: reads `traceparent` etc. from HTTP_* keys, nothing else.
     parent = propagate.extract(environ, getter=wsgi_getter)
     method = environ.get("REQUEST_METHOD", "")
-    span = lean_span.start_span(
+    span = tracer().start_span(
         f"{method} {route}" if route else method,
         context=parent,
         kind=SpanKind.SERVER,

@@ -74,7 +74,6 @@ def read_dead_letters(
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
             "group.id": f"sentinel-dlq-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            "enable.partition.eof": True,
         }
     )
     try:
@@ -99,8 +98,6 @@ def read_dead_letters(
                 continue
             idle_polls = 0
             if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    remaining.discard(message.partition())
                 continue
             partition, offset = message.partition(), message.offset()
             if offset > ends.get(partition, -1):

@@ -15,7 +15,6 @@ from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import get_client
 from workers.clickhouse.writer import PermanentInsertError, TransientInsertError, insert_chunk
 from workers.deadletter import DeadLetter, DeadLetterProducer
-from workers.pool_request import ArgumentsDecodedInChild
 
 log = logging.getLogger(__name__)
 acks = AckChannel()
@@ -37,7 +36,6 @@ def retry_delay(retries: int) -> float:
     reject_on_worker_lost=True,
     max_retries=settings.INSERT_MAX_RETRIES,
     ignore_result=True,
-    Request=ArgumentsDecodedInChild,
 )
 def insert_chunk_task(self: Task, wire: dict[str, Any]) -> dict[str, Any]:
     """Insert one chunk, then tell the owning bridge. Retries transient failures with backoff;

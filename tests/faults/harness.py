@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from clickhouse_driver import Client
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from sentinel import semconv, settings
 from sentinel_cli.emit import audit_event
@@ -286,7 +286,6 @@ def _plain_consumer() -> Consumer:
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP,
             "group.id": f"sentinel-faults-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            "enable.partition.eof": True,
         }
     )
 
@@ -317,13 +316,14 @@ def read_range(topic: str, start: dict[int, int], end: dict[int, int], timeout_s
             for message in consumer.consume(1000, 1.0):
                 partition = message.partition()
                 if message.error() is not None:
-                    if message.error().code() == KafkaError._PARTITION_EOF and message.offset() >= wanted[partition]:
-                        done.add(partition)
                     continue
                 if message.offset() >= wanted[partition]:
                     done.add(partition)
                     continue
                 yield message
+                # `end` is a high watermark: the message before it is the range's last.
+                if message.offset() == wanted[partition] - 1:
+                    done.add(partition)
     finally:
         consumer.close()
 

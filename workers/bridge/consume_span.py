@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from confluent_kafka import Message
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from sentinel import lean_span, metrics, propagation, semconv
+from sentinel import metrics, propagation, semconv
+from sentinel.telemetry import tracer
 
 TraceKey = tuple[bytes | None, bytes | None, bytes | None]
 
@@ -26,8 +26,8 @@ class ScannedHeaders(NamedTuple):
     trace_key: TraceKey  # raw traceparent, tracestate, baggage: the grouping key
     event_id: str | None
     origin: str | None  # set on replayed dead letters
-    # A header name appears twice: the key is left empty (such messages are never grouped) and
-    # the context is read by the propagator itself, which takes the first value, not the last.
+    # A header name appears twice: the key is left empty, so such messages are never grouped
+    # (the propagator reads the first value, a dict of the headers the last).
     repeated: bool = False
 
 
@@ -73,38 +73,17 @@ class ConsumeSpan:
     )
 
     def __init__(
-        self,
-        message: Message,
-        headers: list[tuple[str, bytes]] | None,
-        scanned: ScannedHeaders,
-        group: str,
-        *,
-        traced: bool = True,
+        self, message: Message, headers: list[tuple[str, bytes]] | None, scanned: ScannedHeaders, group: str
     ) -> None:
         self.partition = message.partition()
-        self.key = key = scanned.trace_key
+        self.key = scanned.trace_key
         self.first_offset = self.last_offset = message.offset()
         self.count = 0
         self.message_id: str | None = None
-        if not traced:
-            # Tracing off: what the API's no-op tracer would give, without its cost (a context,
-            # a tracer lookup and an attribute dict per run): the carried context, unchanged.
-            self.span: Span = trace.INVALID_SPAN
-            self.traceparent, self.malformed = propagation.carried_traceparent(*key, headers, repeated=scanned.repeated)
-            self.tracestate = key[1].decode("utf-8", "replace") if key[1] and self.traceparent else ""
-            return
-        parent = key[0]
-        if parent is not None and propagation.plain_unsampled(parent, key[2], repeated=scanned.repeated):
-            # Not sampled upstream: with the SDK's parent-based samplers the span would not be
-            # recorded either, and only its context travels on.
-            child = lean_span.child_of_unsampled_remote(parent)
-            if child is not None:
-                self.span = trace.INVALID_SPAN
-                self.traceparent, self.malformed = child, False
-                self.tracestate = key[1].decode("utf-8", "replace") if key[1] else ""
-                return
-        context, self.malformed = propagation.extract_scanned(*key, headers, repeated=scanned.repeated)
-        self.span = lean_span.start_span(
+        context, self.malformed = propagation.extract(headers)
+        # With tracing off (the API's no-op tracer), or a parent-based sampler dropping the child of
+        # an unsampled parent, the span records nothing and carries a context on regardless.
+        self.span: Span = tracer().start_span(
             semconv.SPAN_CONSUME,
             context=context,
             kind=SpanKind.CONSUMER,
@@ -118,8 +97,9 @@ class ConsumeSpan:
             },
         )
         # What each event carries to the worker: this span's context, for the row and the link.
-        self.traceparent = propagation.traceparent_of(self.span.get_span_context())
-        self.tracestate = key[1].decode("utf-8", "replace") if key[1] else ""
+        span_context = self.span.get_span_context()
+        self.traceparent = propagation.traceparent_of(span_context)
+        self.tracestate = propagation.tracestate_of(span_context)
 
     def continues(self, partition: int, key: TraceKey) -> bool:
         return self.partition == partition and self.key == key and key[0] is not None
@@ -137,8 +117,6 @@ class ConsumeSpan:
 
     def end(self) -> None:
         span = self.span
-        if span is trace.INVALID_SPAN and not self.malformed:
-            return  # tracing off or unsampled: nothing to record, count or end
         if span.is_recording():  # unsampled or tracing off: nothing to describe
             if self.count == 1:
                 span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, self.first_offset)

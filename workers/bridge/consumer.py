@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from sentinel import metrics, settings
-from sentinel.telemetry import tracing_enabled
 from workers.bridge.chunker import Chunker
 from workers.bridge.consume_span import ConsumeSpan, scan_headers
 from workers.bridge.decode import InvalidMessage, decode
@@ -49,6 +48,7 @@ def consumer_config(config: BridgeConfig) -> dict[str, object]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
         "session.timeout.ms": 10_000,
         # A member learns of a rebalance from a heartbeat's answer: at 1 s, the bridge's second
         # consumer sat idle for up to a second after the first was assigned every partition.
@@ -84,7 +84,6 @@ class Bridge:
         self._next_commit = 0.0
         self._running = True
         self._retry_letters: list[DeadLetter] = []
-        self._traced = tracing_enabled()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -95,7 +94,7 @@ class Bridge:
     def run(self) -> None:
         """Consume until stop(); then settle what is in flight, commit, and close."""
         self.consumer.subscribe(
-            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            [self.config.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
         )
         log.info("bridge consuming %s as group %s", self.config.topic, self.config.group)
         try:
@@ -110,7 +109,7 @@ class Bridge:
         messages = self.consumer.consume(self.config.poll_batch, self.config.poll_timeout_s)
         now = time.monotonic()
         if messages:
-            self._handle(messages, now)
+            self.handle(messages, now)
         for chunk in self.chunker.due(now, reading=not self._paused):
             self.dispatcher.submit(chunk)
         self._settle(now)
@@ -121,7 +120,7 @@ class Bridge:
 
     # -- per message -------------------------------------------------------------------------
 
-    def _handle(self, messages: list[Message], now: float) -> None:
+    def handle(self, messages: list[Message], now: float) -> None:
         """Trace, decode and chunk one poll's messages, in offset order per partition."""
         current: ConsumeSpan | None = None
         extra_bytes = 0
@@ -129,13 +128,13 @@ class Bridge:
         # Looked up once per poll rather than once per message: this loop runs for every event.
         assigned, chunker, watermarks, submit = self._assigned, self.chunker, self.watermarks, self.dispatcher.submit
         # A message larger than a chunk may hold is dead-lettered: it could not be sent.
-        group, traced, max_bytes = self.config.group, self._traced, chunker.max_bytes
+        group, max_bytes = self.config.group, chunker.max_bytes
         try:
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", error)
+                    # Partition EOF is not enabled (consumer_config): every error here is worth a line.
+                    log.warning("consumer error: %s", error)
                     continue
                 partition = message.partition()
                 if partition not in assigned:
@@ -148,7 +147,7 @@ class Bridge:
                 if current is None or not current.continues(partition, key):
                     if current is not None:
                         current.end()
-                    current = ConsumeSpan(message, headers, scanned, group, traced=traced)
+                    current = ConsumeSpan(message, headers, scanned, group)
                     # What each event of this run adds to a chunk besides its value (workers/chunk.py).
                     extra_bytes = len(current.tracestate) + EVENT_WIRE_OVERHEAD
                 value = message.value()
@@ -167,7 +166,7 @@ class Bridge:
                     # A dead letter gets a span of its own, so the error marks only its message.
                     if current.count:
                         current.end()
-                        current = ConsumeSpan(message, headers, scanned, group, traced=traced)
+                        current = ConsumeSpan(message, headers, scanned, group)
                     current.fail(offset, reason)
                     current.end()
                     current = None
@@ -281,7 +280,8 @@ class Bridge:
 
     # -- rebalance ---------------------------------------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The consumer's rebalance callback: `partitions` are this bridge's from now on."""
         for tp in partitions:
             self._assigned.add(tp.partition)
             self.watermarks.forget(tp.partition)
@@ -289,7 +289,8 @@ class Bridge:
         self._paused = False
         log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The consumer's rebalance callback: settle and commit what can be, then let `partitions` go."""
         revoked = {tp.partition for tp in partitions}
         log.info("revoking partitions %s", sorted(revoked))
         # Settle what can be settled quickly, commit that, and give up the rest: the new owner
@@ -304,7 +305,8 @@ class Bridge:
         self._commit(asynchronous=False, only=revoked)
         self._forget(revoked)
 
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The consumer's callback for partitions taken away without a revoke: nothing is committed."""
         lost = {tp.partition for tp in partitions}
         log.warning("partitions lost %s; nothing committed for them", sorted(lost))
         self.chunker.drop(lost)

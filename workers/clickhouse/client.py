@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 
 from clickhouse_driver import Client
 
@@ -12,6 +13,8 @@ from sentinel import settings
 # One per thread: clickhouse-driver clients are not thread-safe (two tasks of a thread pool sharing
 # one interleave their INSERTs on the connection). Keyed by pid too, so a forked child makes its own.
 _local = threading.local()
+# What each client's server answered to dedup_supported: the question is a round trip.
+_dedup_answers: weakref.WeakKeyDictionary[Client, bool] = weakref.WeakKeyDictionary()
 
 
 def new_client(**kwargs: object) -> Client:
@@ -46,3 +49,11 @@ def supports_dedup_token(version: tuple[int, int]) -> bool:
     """`insert_deduplication_token` arrived in 22.2 (with `non_replicated_deduplication_window`
     earlier). The Debian server here is 18.16, where ReplacingMergeTree alone deduplicates."""
     return version >= (22, 2)
+
+
+def dedup_supported(client: Client) -> bool:
+    """Whether the server behind `client` takes `insert_deduplication_token`; asked once per client."""
+    answer = _dedup_answers.get(client)
+    if answer is None:
+        answer = _dedup_answers[client] = supports_dedup_token(server_version(client))
+    return answer

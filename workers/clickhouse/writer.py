@@ -12,13 +12,14 @@ import uuid
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
+from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from sentinel import lean_span, metrics, semconv
+from sentinel import metrics, semconv
 from sentinel.propagation import span_context_from_traceparent
 from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
-from workers.clickhouse.client import server_version, supports_dedup_token
+from workers.clickhouse.client import dedup_supported
 from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, ensure_schema
 
 _INSERT_SQL = f"INSERT INTO {QUALIFIED_EVENTS_TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES"
@@ -103,7 +104,8 @@ def _link_events(span: Span, chunk: Chunk) -> None:
     """
     links = event_links(chunk)
     limit = span_limits().max_links or len(links) or 1
-    lean_span.add_links(span, links[:limit])
+    for link in links[:limit]:
+        span.add_link(link.context, link.attributes)
     for start in range(limit, len(links), limit):
         tracer().start_span(f"{semconv.SPAN_INSERT}.links", links=links[start : start + limit]).end()
 
@@ -130,9 +132,9 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
         semconv.KAFKA_LAST_OFFSET: chunk.last_offset,
         semconv.CHUNK_ATTEMPT: chunk.attempt,
     }
-    span = lean_span.start_span(semconv.SPAN_INSERT, kind=SpanKind.CLIENT, attributes=attributes)
+    span = tracer().start_span(semconv.SPAN_INSERT, kind=SpanKind.CLIENT, attributes=attributes)
     # A failed insert is recorded below, once, with its classification.
-    with lean_span.as_current(span, record_exception=False, set_status_on_exception=False):
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
         if span.is_recording():
             _link_events(span, chunk)
         context = span.get_span_context()
@@ -142,7 +144,7 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
         started = time.perf_counter()
         try:
             ensure_schema(client)
-            settings = {"insert_deduplication_token": chunk.token} if _dedup_supported(client) else {}
+            settings = {"insert_deduplication_token": chunk.token} if dedup_supported(client) else {}
             client.execute(_INSERT_SQL, columns, settings=settings, columnar=True)
         except Exception as exc:
             kind = classify(exc)
@@ -153,15 +155,6 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
             metrics.WORKER_INSERT_SECONDS.observe(time.perf_counter() - started)
     metrics.WORKER_ROWS_INSERTED.inc(len(chunk.events))
     return len(chunk.events)
-
-
-def _dedup_supported(client: Client) -> bool:
-    # Asked once per client: server_version() is a round trip.
-    cached = getattr(client, "_sentinel_dedup_token", None)
-    if cached is None:
-        cached = supports_dedup_token(server_version(client))
-        client._sentinel_dedup_token = cached  # type: ignore[attr-defined]
-    return cached
 
 
 def _columns(chunk: Chunk, insert_trace: str, insert_span: str) -> list[list]:

@@ -11,7 +11,6 @@ tests/integration/test_kafka.py's.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +64,7 @@ def test_missing_reports_time_out() -> None:
 
 
 def test_the_first_error_is_kept() -> None:
-    first, second = KafkaError(KafkaError._MSG_TIMED_OUT), KafkaError(KafkaError._ALL_BROKERS_DOWN)
+    first, second = KafkaError(KafkaError.REQUEST_TIMED_OUT), KafkaError(KafkaError.BROKER_NOT_AVAILABLE)
     delivery = _Delivery()
     delivery(first, None)
     delivery(second, None)
@@ -79,8 +78,7 @@ def test_both_sides_seeing_the_last_report_is_harmless() -> None:
     # complete; the second release must neither raise nor leave a later wait blocked.
     delivery = _Delivery()
     delivery(None, None)
-    delivery.expected = 1  # as if expect() had run between the report's count and its check
-    delivery._release()
+    delivery.expect(1)  # as if expect() had run between the report's count and its check
     delivery(None, None)  # a stray extra report: releases an already free lock
     assert delivery.wait(0.0)
 
@@ -112,7 +110,7 @@ class _Producer:
 
     def produce(self, topic: str, **kwargs: Any) -> None:
         if self.refuse:
-            raise KafkaException(KafkaError(KafkaError._INVALID_ARG))
+            raise KafkaException(KafkaError(KafkaError.INVALID_REQUEST))
         if self.full_times:
             self.full_times -= 1
             raise BufferError("Local: Queue full")
@@ -127,10 +125,8 @@ class _Producer:
 
 
 def _publisher(producer: _Producer, timeout_s: float = 5.0) -> KafkaPublisher:
-    publisher = KafkaPublisher(topic="mcp.events", timeout_s=timeout_s)
-    # The lazily created producer of this process, as `producer` would leave it (no report thread).
-    publisher._producer, publisher._pid = producer, os.getpid()  # type: ignore[assignment]
-    return publisher
+    # No report thread: the test serves the reports (`_report_thread`) or leaves them unserved.
+    return KafkaPublisher(topic="mcp.events", timeout_s=timeout_s, producer=producer)  # type: ignore[arg-type]
 
 
 def _report_thread(publisher: KafkaPublisher, producer: _Producer, stop: threading.Event) -> threading.Thread:
@@ -138,8 +134,7 @@ def _report_thread(publisher: KafkaPublisher, producer: _Producer, stop: threadi
 
     def serve() -> None:
         while not stop.is_set():
-            producer.poll(0.0)
-            publisher._finished.wake_loops()
+            publisher.serve_reports(0.0)
             stop.wait(0.005)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -307,7 +302,7 @@ def test_a_refused_message_is_unavailable() -> None:
 
 
 def test_a_failed_report_is_unavailable() -> None:
-    producer = _Producer(error=KafkaError(KafkaError._MSG_TIMED_OUT))
+    producer = _Producer(error=KafkaError(KafkaError.REQUEST_TIMED_OUT))
     publisher = _publisher(producer)
     stop = threading.Event()
     thread = _report_thread(publisher, producer, stop)

@@ -8,7 +8,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sentinel import propagation
 from sentinel.telemetry import tracer
-from workers.bridge.consume_span import scan_headers
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7
@@ -210,69 +209,30 @@ def test_span_context_from_traceparent_rejects_invalid_input(value: str) -> None
     assert propagation.span_context_from_traceparent(value) is None
 
 
-# Header lists the bridge may meet: plain, unsampled, with tracestate (valid or not), with baggage,
-# repeated, all-zero ids, future and malformed versions, padding, uppercase, not UTF-8, empty.
-HEADER_CASES = [
-    [],
-    [("traceparent", TRACEPARENT.encode())],
-    [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")],
-    [("traceparent", TRACEPARENT.encode()), ("tracestate", b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")],
-    [("traceparent", TRACEPARENT.encode()), ("tracestate", b"\xff\xfe")],
-    [("traceparent", TRACEPARENT.encode()), ("baggage", b"user=alice")],
-    [("traceparent", TRACEPARENT.encode()), ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01")],
-    [("traceparent", b"00-00000000000000000000000000000000-00f067aa0ba902b7-01")],
-    [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01")],
-    [("traceparent", b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future")],
-    [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra")],
-    [("traceparent", b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
-    [("traceparent", b" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
-    [("traceparent", b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01")],
-    [("traceparent", b"\xff\xfe")],
-    [("traceparent", b"")],
-]
-
-
-@pytest.mark.parametrize("headers", HEADER_CASES)
-def test_extract_scanned_agrees_with_the_global_propagator(headers: list[tuple[str, bytes]]) -> None:
-    expected_context, expected_malformed = propagation.extract(headers)
-    scanned = scan_headers(headers)
-    context, malformed = propagation.extract_scanned(*scanned.trace_key, headers, repeated=scanned.repeated)
-    assert malformed == expected_malformed
-    got, want = (
-        trace.get_current_span(context).get_span_context(),
-        trace.get_current_span(expected_context).get_span_context(),
-    )
-    assert (got.trace_id, got.span_id, got.trace_flags, got.is_valid) == (
-        want.trace_id,
-        want.span_id,
-        want.trace_flags,
-        want.is_valid,
-    )
-    assert got.trace_state == want.trace_state
-    assert baggage.get_all(context) == baggage.get_all(expected_context)
-
-
-def test_extract_scanned_defers_to_a_replaced_global_propagator() -> None:
+def test_extract_follows_a_replaced_global_propagator() -> None:
     from opentelemetry import propagate
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.propagators.composite import CompositePropagator
 
     original = propagate.get_global_textmap()
-    # Only baggage: a traceparent must then be ignored, as the configured propagator would.
+    # Only baggage (as OTEL_PROPAGATORS=baggage would set): a traceparent is then ignored.
     propagate.set_global_textmap(CompositePropagator([W3CBaggagePropagator()]))
     try:
-        context, _ = propagation.extract_scanned(
-            TRACEPARENT.encode(), None, None, [("traceparent", TRACEPARENT.encode())], repeated=False
-        )
+        context, _ = propagation.extract([("traceparent", TRACEPARENT.encode()), ("baggage", b"user=alice")])
     finally:
         propagate.set_global_textmap(original)
     assert not trace.get_current_span(context).get_span_context().is_valid
+    assert baggage.get_baggage("user", context) == "alice"
 
 
-@pytest.mark.parametrize("headers", HEADER_CASES)
-def test_carried_traceparent_is_what_a_no_op_tracer_passes_on(headers: list[tuple[str, bytes]]) -> None:
-    context, expected_malformed = propagation.extract(headers)
-    expected = propagation.traceparent_of(trace.get_current_span(context).get_span_context())
-    scanned = scan_headers(headers)
-    carried = propagation.carried_traceparent(*scanned.trace_key, headers, repeated=scanned.repeated)
-    assert carried == (expected, expected_malformed)
+def test_extract_reads_the_first_of_repeated_traceparents() -> None:
+    second = b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"
+    extracted = _span_context_of([("traceparent", TRACEPARENT.encode()), ("traceparent", second)])
+    assert (extracted.trace_id, extracted.span_id) == (TRACE_ID, SPAN_ID)
+
+
+def test_tracestate_of_writes_the_header_and_nothing_without_one() -> None:
+    state = trace.TraceState([("vendor", "abc"), ("other", "1")])
+    context = trace.SpanContext(TRACE_ID, SPAN_ID, is_remote=False, trace_state=state)
+    assert propagation.tracestate_of(context) == "vendor=abc,other=1"
+    assert propagation.tracestate_of(trace.SpanContext(TRACE_ID, SPAN_ID, is_remote=False)) == ""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sentinel import semconv
+from workers.bridge import consume_span
 from workers.bridge.chunker import Chunker
 from workers.bridge.consumer import Bridge, BridgeConfig
 from workers.bridge.dispatcher import Dispatcher
@@ -32,13 +34,18 @@ class _Letters:
         return 0
 
 
+def assign(bridge: Bridge, *partitions: int) -> None:
+    """What the consumer's rebalance hands the bridge: `partitions` of mcp.events, newly assigned."""
+    bridge.on_assign(None, [TopicPartition("mcp.events", p) for p in partitions])  # type: ignore[arg-type]
+
+
 def _bridge(max_events: int = 100) -> tuple[Bridge, list[Chunk], _Letters]:
     sent: list[Chunk] = []
     dispatcher = Dispatcher(sent.append, list, max_inflight=10, ack_timeout_s=60)
     chunker = Chunker("mcp.events", max_events=max_events, max_wait_s=10, ack_to="acks")
     letters = _Letters()
     bridge = Bridge(BridgeConfig(), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
-    bridge._assigned = {0, 1}
+    assign(bridge, 0, 1)
     return bridge, sent, letters
 
 
@@ -61,7 +68,7 @@ def _message(offset: int, trace_id: str | None, partition: int = 0, value: bytes
 
 def test_messages_sharing_a_context_share_one_consume_span(spans: InMemorySpanExporter) -> None:
     bridge, _, _ = _bridge()
-    bridge._handle([_message(0, TRACE), _message(1, TRACE), _message(2, TRACE), _message(3, OTHER)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE), _message(2, TRACE), _message(3, OTHER)], now=0.0)
     consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
     assert [f"{s.context.trace_id:032x}" for s in consume] == [TRACE, OTHER]
     batch, single = consume
@@ -76,7 +83,7 @@ def test_messages_sharing_a_context_share_one_consume_span(spans: InMemorySpanEx
 
 def test_each_event_carries_its_consume_span_context_into_the_chunk(spans: InMemorySpanExporter) -> None:
     bridge, _, _ = _bridge(max_events=3)
-    bridge._handle([_message(0, TRACE), _message(1, TRACE), _message(2, OTHER)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE), _message(2, OTHER)], now=0.0)
     bridge.dispatcher.pump(0.0)
     (chunk,) = [e.chunk for e in bridge.dispatcher.inflight.values()]
     consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
@@ -87,13 +94,13 @@ def test_each_event_carries_its_consume_span_context_into_the_chunk(spans: InMem
 
 def test_a_partition_change_starts_a_new_span(spans: InMemorySpanExporter) -> None:
     bridge, _, _ = _bridge()
-    bridge._handle([_message(0, TRACE, partition=0), _message(0, TRACE, partition=1)], now=0.0)
+    bridge.handle([_message(0, TRACE, partition=0), _message(0, TRACE, partition=1)], now=0.0)
     assert len([s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]) == 2
 
 
 def test_an_invalid_message_is_dead_lettered_with_an_error_span_of_its_own(spans: InMemorySpanExporter) -> None:
     bridge, _, letters = _bridge()
-    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"not json"), _message(2, TRACE)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE, value=b"not json"), _message(2, TRACE)], now=0.0)
     (letter,) = letters.sent
     assert letter.source_offset == 1 and "not JSON" in letter.reason
     consume = [s for s in spans.get_finished_spans() if s.name == semconv.SPAN_CONSUME]
@@ -105,7 +112,7 @@ def test_an_invalid_message_is_dead_lettered_with_an_error_span_of_its_own(spans
 
 def test_dead_letters_leave_a_gap_the_watermark_fills() -> None:
     bridge, _, _ = _bridge()
-    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"{}"), _message(2, TRACE)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE, value=b"{}"), _message(2, TRACE)], now=0.0)
     assert bridge.watermarks.committable() == {0: 0}  # the open chunk holds 0 and 2
     (chunk,) = bridge.chunker.close_all()
     assert [e.offset for e in chunk.events] == [0, 2]
@@ -118,8 +125,8 @@ def test_chunks_closed_for_size_keep_the_watermark_in_step() -> None:
     chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, max_bytes=2 * size, ack_to="acks")
     dispatcher = Dispatcher([].append, list, max_inflight=10, ack_timeout_s=60)
     bridge = Bridge(BridgeConfig(), chunker, dispatcher, _Letters(), consumer=object())  # type: ignore[arg-type]
-    bridge._assigned = {0}
-    bridge._handle([_message(offset, TRACE) for offset in range(5)], now=0.0)
+    assign(bridge, 0)
+    bridge.handle([_message(offset, TRACE) for offset in range(5)], now=0.0)
     bridge.dispatcher.pump(0.0)
     chunks = [entry.chunk for entry in bridge.dispatcher.inflight.values()]
     assert [[e.offset for e in c.events] for c in chunks] == [[0, 1], [2, 3]]
@@ -137,9 +144,9 @@ def test_a_message_too_large_for_a_chunk_is_dead_lettered_and_the_rest_chunked()
     chunker = Chunker("mcp.events", max_events=100, max_wait_s=10, max_bytes=400, ack_to="acks")
     dispatcher = Dispatcher([].append, list, max_inflight=10, ack_timeout_s=60)
     bridge = Bridge(BridgeConfig(), chunker, dispatcher, letters, consumer=object())  # type: ignore[arg-type]
-    bridge._assigned = {0}
+    assign(bridge, 0)
     big = orjson.dumps({"type": "tool_call", "attributes": {"blob": "x" * 500}})
-    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=big), _message(2, TRACE)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE, value=big), _message(2, TRACE)], now=0.0)
     (letter,) = letters.sent
     assert letter.source_offset == 1
     assert letter.reason == f"too large: {len(big)} bytes, more than a chunk holds (400)"
@@ -149,8 +156,8 @@ def test_a_message_too_large_for_a_chunk_is_dead_lettered_and_the_rest_chunked()
 
 def test_messages_of_revoked_partitions_are_ignored(spans: InMemorySpanExporter) -> None:
     bridge, _, _ = _bridge()
-    bridge._assigned = {1}
-    bridge._handle([_message(0, TRACE, partition=0)], now=0.0)
+    bridge.on_lost(None, [TopicPartition("mcp.events", 0)])  # type: ignore[arg-type]
+    bridge.handle([_message(0, TRACE, partition=0)], now=0.0)
     assert not spans.get_finished_spans()
     assert bridge.watermarks.committable() == {}
 
@@ -167,17 +174,20 @@ def test_an_unexpected_error_dead_letters_the_message_and_the_loop_goes_on(monke
 
     monkeypatch.setattr(consumer_module, "decode", flaky)
     bridge, _, letters = _bridge()
-    bridge._handle([_message(0, TRACE), _message(1, TRACE, value=b"boom"), _message(2, TRACE)], now=0.0)
+    bridge.handle([_message(0, TRACE), _message(1, TRACE, value=b"boom"), _message(2, TRACE)], now=0.0)
     (letter,) = letters.sent
     assert letter.source_offset == 1 and "RecursionError" in letter.reason
     (chunk,) = bridge.chunker.close_all()
     assert [e.offset for e in chunk.events] == [0, 2]
 
 
-def test_with_tracing_off_events_carry_their_message_context_unchanged(spans: InMemorySpanExporter) -> None:
+def test_with_tracing_off_events_carry_their_message_context_unchanged(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bridge, _, _ = _bridge(max_events=3)
-    bridge._traced = False  # what Bridge() finds when no SDK tracer provider is installed
-    bridge._handle([_message(0, TRACE), _message(1, None), _message(2, OTHER)], now=0.0)
+    # What the API gives when no SDK tracer provider is installed.
+    monkeypatch.setattr(consume_span, "tracer", trace.NoOpTracer)
+    bridge.handle([_message(0, TRACE), _message(1, None), _message(2, OTHER)], now=0.0)
     bridge.dispatcher.pump(0.0)
     (chunk,) = [e.chunk for e in bridge.dispatcher.inflight.values()]
     assert [e.traceparent for e in chunk.events] == [
@@ -232,7 +242,7 @@ def test_a_quiet_partition_closes_its_chunk_but_a_paused_one_does_not(monkeypatc
     bridge = Bridge(
         BridgeConfig(), chunker, _Gate(sent.append, list, max_inflight=10, ack_timeout_s=60), _Letters(), consumer
     )  # type: ignore[arg-type]
-    bridge._assigned = {0}
+    assign(bridge, 0)
 
     bridge.step()  # reads offset 0
     room["free"] = False
