@@ -66,6 +66,19 @@ CANARY_SECONDS = Gauge(
 CANARY_SUCCESS = Gauge("sentinel_canary_success", "1 if the last canary arrived", multiprocess_mode="mostrecent")
 CANARY_RUNS = Counter("sentinel_canary_runs", "Canary runs by outcome", ["outcome"])
 
+# -- proxy emitter -------------------------------------------------------------------------------
+PROXY_AUDIT_QUEUE_DEPTH = Gauge(
+    "sentinel_proxy_audit_queue_depth", "Audit events in memory, not yet posted", multiprocess_mode="livesum"
+)
+PROXY_SPOOL_BYTES = Gauge(
+    "sentinel_proxy_spool_bytes", "Bytes of audit events in the spool", multiprocess_mode="livesum"
+)
+PROXY_EVENTS_POSTED = Counter("sentinel_proxy_events_posted", "Audit events ingest answered 202 for")
+PROXY_EVENTS_RETRIED = Counter("sentinel_proxy_events_retried", "Audit events in POSTs that will be retried")
+PROXY_EVENTS_SPOOLED = Counter("sentinel_proxy_events_spooled", "Audit events written to the spool")
+PROXY_EVENTS_DROPPED = Counter("sentinel_proxy_events_dropped", "Audit events given up, by reason", ["reason"])
+PROXY_BATCHES_POSTED = Counter("sentinel_proxy_batches_posted", "POST /events answered 202")
+
 
 def registry() -> CollectorRegistry:
     """The registry to expose: merged across processes when multiprocess mode is on."""

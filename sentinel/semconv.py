@@ -38,6 +38,8 @@ NET_HOST_NAME = "net.host.name"
 NET_HOST_PORT = "net.host.port"
 NET_PEER_IP = "net.peer.ip"
 NET_PEER_PORT = "net.peer.port"
+# The proxy emitter's client span (mcp_proxy/ingest_client.py), in the same generation of keys.
+HTTP_URL = "http.url"
 
 # -- messaging attributes (v1.44) ----------------------------------------------------------------
 MESSAGING_SYSTEM = "messaging.system"
@@ -68,6 +70,7 @@ DB_SYSTEM_CLICKHOUSE = "clickhouse"
 EVENT_ID = "sentinel.event.id"
 DEAD_LETTER_REASON = "sentinel.dead_letter.reason"
 CHUNK_ATTEMPT = "sentinel.chunk.attempt"
+BATCH_EVENTS = "sentinel.batch.event_count"  # audit events in one POST /events of the proxy's
 
 # -- Kafka header keys ---------------------------------------------------------------------------
 HEADER_TRACEPARENT = "traceparent"

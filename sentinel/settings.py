@@ -178,3 +178,32 @@ FLOWER_BASIC_AUTH = _str("SENTINEL_FLOWER_BASIC_AUTH", "")
 # Worker.
 INSERT_MAX_RETRIES = _int("SENTINEL_INSERT_MAX_RETRIES", 8)
 WORKER_CONCURRENCY = _int("SENTINEL_WORKER_CONCURRENCY", 2)
+
+# MCP proxy: the audit emitter (mcp_proxy/emitter.py).
+PROXY_INGEST_URL = _str("SENTINEL_PROXY_INGEST_URL", INGEST_URL)
+# The bearer token the proxy posts with; by default the first of ingest's own tokens, so a local
+# stack with SENTINEL_INGEST_TOKENS set works without a second setting.
+PROXY_INGEST_TOKEN = _str(
+    "SENTINEL_PROXY_INGEST_TOKEN", next((t.strip() for t in INGEST_TOKENS.split(",") if t.strip()), "")
+)
+# The proxy's data folder, where the spool lives. Not under the stack folder: MCP clients launch
+# `sentinel proxy` from any directory, with or without a checkout, and the spool must outlive it.
+PROXY_DATA_DIR = Path(
+    _str(
+        "SENTINEL_PROXY_DATA_DIR",
+        str(Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "sentinel" / "proxy"),
+    )
+)
+# Bytes the spool may hold on disk; ~500k audit events of ~500 bytes, hours of an outage at the
+# rates one proxy sees.
+PROXY_SPOOL_MAX_BYTES = _int("SENTINEL_PROXY_SPOOL_MAX_BYTES", 256 * 1024**2)
+# What a full spool gives up: "drop-newest" (refuse what arrives; what is on disk stays promised)
+# or "drop-oldest" (evict the oldest segments to make room).
+PROXY_SPOOL_FULL = _str("SENTINEL_PROXY_SPOOL_FULL", "drop-newest")
+PROXY_BATCH_MAX_EVENTS = _int("SENTINEL_PROXY_BATCH_MAX_EVENTS", 500)
+PROXY_BATCH_MAX_S = _float("SENTINEL_PROXY_BATCH_MAX_S", 0.1)
+PROXY_QUEUE_MAX = _int("SENTINEL_PROXY_QUEUE_MAX", 10_000)
+PROXY_RETRY_MIN_S = _float("SENTINEL_PROXY_RETRY_MIN_S", 0.2)
+PROXY_RETRY_MAX_S = _float("SENTINEL_PROXY_RETRY_MAX_S", 5.0)
+# Ingest answers 503 once Kafka has not acknowledged within INGEST_PUBLISH_TIMEOUT_S; wait past that.
+PROXY_POST_TIMEOUT_S = _float("SENTINEL_PROXY_POST_TIMEOUT_S", INGEST_PUBLISH_TIMEOUT_S + 5.0)

@@ -1,0 +1,1 @@
+"""The MCP audit proxy: relay, audit capture, masking, emitter with spool."""
