@@ -59,8 +59,12 @@ def emitter_config(url: str, spool_dir: Path) -> EmitterConfig:
     )
 
 
+def counter(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
 def spooled() -> float:
-    return REGISTRY.get_sample_value("sentinel_proxy_events_spooled_total") or 0.0
+    return counter("sentinel_proxy_events_spooled_total")
 
 
 def free_port() -> int:
@@ -108,10 +112,12 @@ def own_ingest() -> Iterator[OwnIngest]:
 def test_every_event_reaches_clickhouse_exactly_once(pipeline: None, tmp_path: Path) -> None:
     emitter = Emitter(emitter_config(settings.INGEST_URL, tmp_path))
     emitter.start()
+    posted = counter("sentinel_proxy_events_posted_total")
     events = [audit_event(event_type="emitter.once") for _ in range(1000)]
     for event in events:
         emitter.submit(event)
     emitter.close(30.0)
+    assert counter("sentinel_proxy_events_posted_total") == posted + 1000, "ingest did not answer 202 for every event"
     assert not list(tmp_path.glob("*/*.ndjson")), "with ingest up, nothing should have been spooled"
     assert_all_stored([event["event_id"] for event in events])
 

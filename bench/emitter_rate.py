@@ -1,0 +1,88 @@
+"""`python -m bench.emitter_rate [--url URL] [--events N] [--batch N]`: what the proxy's audit
+emitter costs the proxy and how fast it can post.
+
+Prints one JSON document: `submit_us`, the cost of `submit` on the caller's thread with the
+emitter's threads not running (the deque append and its checks); and `posted_per_s`, events per
+second from the first `submit` of N to ingest's 202 for the last, with all N submitted at once so
+the emitter is saturated (one POST in flight, batches of `--batch`). Point `--url` at a running
+ingest; nothing here starts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from mcp_proxy.emitter import Emitter, EmitterConfig
+from sentinel import settings
+from sentinel.emit import audit_event
+
+
+def _counter(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def submit_cost_us(events: int) -> float:
+    batch = [audit_event(event_type="bench.emitter") for _ in range(events)]
+    with tempfile.TemporaryDirectory() as folder:
+        config = EmitterConfig(
+            ingest_url="http://127.0.0.1:9", token=None, spool_dir=Path(folder), spool_max_bytes=1, queue_max=events
+        )
+        emitter = Emitter(config)  # not started: only the caller's side is timed
+        started = time.perf_counter()
+        for event in batch:
+            emitter.submit(event)
+        return (time.perf_counter() - started) / events * 1e6
+
+
+def posted_per_s(url: str, events: int, batch_max_events: int) -> dict[str, float]:
+    batch = [audit_event(event_type="bench.emitter") for _ in range(events)]
+    with tempfile.TemporaryDirectory() as folder:
+        config = EmitterConfig(
+            ingest_url=url,
+            token=settings.PROXY_INGEST_TOKEN or None,
+            spool_dir=Path(folder),
+            spool_max_bytes=1 << 30,
+            batch_max_events=batch_max_events,
+            queue_max=events,
+        )
+        emitter = Emitter(config)
+        emitter.start()
+        posted = _counter("sentinel_proxy_events_posted_total")
+        spooled = _counter("sentinel_proxy_events_spooled_total")
+        started = time.perf_counter()
+        for event in batch:
+            emitter.submit(event)
+        deadline = started + 600
+        while _counter("sentinel_proxy_events_posted_total") - posted < events and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        done = _counter("sentinel_proxy_events_posted_total") - posted
+        emitter.close(10)
+    return {
+        "events": events,
+        "posted": done,
+        "seconds": round(elapsed, 3),
+        "posted_per_s": round(done / elapsed),
+        "spooled_on_the_way": _counter("sentinel_proxy_events_spooled_total") - spooled,
+        "batches": _counter("sentinel_proxy_batches_posted_total"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.emitter_rate", description=__doc__)
+    parser.add_argument("--url", default=settings.PROXY_INGEST_URL)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    report = {"submit_us": round(submit_cost_us(200_000), 3), **posted_per_s(args.url, args.events, args.batch)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
