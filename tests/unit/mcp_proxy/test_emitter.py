@@ -79,7 +79,8 @@ def spooled_ids(spool_dir: Path) -> list[str]:
 
 
 def test_a_full_batch_is_posted_at_once_and_the_rest_when_its_time_is_up(tmp_path: Path) -> None:
-    with fake_ingest() as ingest, running(config(ingest.url, tmp_path, batch_max_events=10, batch_max_s=0.3)) as em:
+    cfg = config("", tmp_path, batch_max_events=10, batch_max_s=0.3, post_max_events=10)
+    with fake_ingest() as ingest, running(replace(cfg, ingest_url=ingest.url)) as em:
         events = [event(n) for n in range(25)]
         started = time.monotonic()
         for e in events:
@@ -91,6 +92,30 @@ def test_a_full_batch_is_posted_at_once_and_the_rest_when_its_time_is_up(tmp_pat
         assert time.monotonic() - started >= 0.25
     assert [len(r) for r in ingest.requests] == [10, 10, 5]
     assert ingest.accepted_ids() == [e["event_id"] for e in events]
+
+
+def test_batches_waiting_behind_a_slow_post_go_together_in_the_next(tmp_path: Path) -> None:
+    first = threading.Event()
+
+    def slow_first(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not first.is_set():
+            first.set()
+            time.sleep(0.5)
+        return accept_all(events)
+
+    cfg = config("", tmp_path, batch_max_events=10, post_max_events=25, pending_batches=10)
+    with fake_ingest(slow_first) as ingest, running(replace(cfg, ingest_url=ingest.url)) as em:
+        events = [event(n) for n in range(10)]
+        for e in events:
+            em.submit(e)
+        wait_for(first.is_set, what="the first POST")
+        events += [event(n) for n in range(10, 40)]
+        for e in events[10:]:
+            em.submit(e)
+        wait_for(lambda: len(ingest.accepted) == 40, what="every event")
+    assert [len(r) for r in ingest.requests] == [10, 20, 10]  # at most post_max_events, whole batches
+    assert ingest.accepted_ids() == [e["event_id"] for e in events]
+    assert spooled_ids(tmp_path) == []
 
 
 def test_a_lone_event_is_posted_after_the_batch_time(tmp_path: Path) -> None:
