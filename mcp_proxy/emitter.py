@@ -138,6 +138,8 @@ class Emitter:
         """Open the spool (replaying what an earlier process left there first) and start the
         batcher and poster threads. Raises SpoolError or OSError when the spool folder cannot be
         used: better a proxy that refuses to start than one that cannot keep its promise."""
+        if self._threads:
+            return
         config = self.config
         self._spool = Spool(config.spool_dir, config.spool_max_bytes, config.spool_full)
         if not self._spool.empty():
