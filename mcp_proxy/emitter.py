@@ -124,6 +124,7 @@ class Emitter:
         self._closed = False
         self._batcher_done = False
         self._abandoned = False  # close gave up waiting for the poster and spooled its batches
+        self._poster_done = False  # from then on, batches go to the spool
         self._deadline = float("inf")
         self._carry: bytes | None = None  # an encoded event that did not fit its batch
         self._backoff = Backoff(config.retry_min_s, config.retry_max_s)
@@ -290,7 +291,11 @@ class Emitter:
     def _route(self, batch: Batch) -> None:
         assert self._spool is not None
         with self._cv:
-            if self._spool.empty() and len(self._pending) < self.config.pending_batches and not self._abandoned:
+            if (
+                self._spool.empty()
+                and len(self._pending) < self.config.pending_batches
+                and not (self._abandoned or self._poster_done)
+            ):
                 self._pending.append(batch)
                 self._cv.notify_all()
                 return
@@ -354,7 +359,7 @@ class Emitter:
                 now = time.monotonic()
                 if self._closing and now >= self._deadline:
                     self._spill_pending()
-                    return False
+                    return self._poster_finished()
                 # Closing tries once more at once: what fails goes to the spool either way.
                 if self._pending and (now >= self._retry_at or self._closing):
                     taken = self._oldest_pending()
@@ -362,7 +367,7 @@ class Emitter:
                 if self._closing:
                     # The spool waits for the next process; close only flushes memory.
                     if self._batcher_done:
-                        return False
+                        return self._poster_finished()
                     self._cv.wait(min(_IDLE_WAIT_S, self._deadline - now))
                     continue
                 if not self._spool.empty() and now >= self._retry_at:
@@ -381,7 +386,7 @@ class Emitter:
         with self._cv:
             if taken:
                 if self._abandoned:
-                    return False  # close spooled these batches already
+                    return self._poster_finished()  # close spooled these batches already
                 for _ in taken:
                     self._pending.popleft()
                 if outcome is not None:
@@ -405,6 +410,11 @@ class Emitter:
             self._cv.notify_all()
         self._update_gauges()
         return True
+
+    def _poster_finished(self) -> bool:
+        """With the lock held: the poster stops; a batch cut after this goes to the spool."""
+        self._poster_done = True
+        return False
 
     def _oldest_pending(self) -> list[Batch]:
         """With the lock held: the oldest batches in memory that one POST can carry (at least one)."""

@@ -118,6 +118,23 @@ def test_batches_waiting_behind_a_slow_post_go_together_in_the_next(tmp_path: Pa
     assert spooled_ids(tmp_path) == []
 
 
+def test_batches_the_poster_cannot_take_yet_go_to_the_spool_not_memory_and_arrive_in_order(tmp_path: Path) -> None:
+    def slow(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        time.sleep(0.2)
+        return accept_all(events)
+
+    spooled = counter("sentinel_proxy_events_spooled_total")
+    cfg = config("", tmp_path, batch_max_events=10, post_max_events=10, pending_batches=1)
+    with fake_ingest(slow) as ingest, running(replace(cfg, ingest_url=ingest.url)) as em:
+        events = [event(n) for n in range(60)]
+        for e in events:
+            em.submit(e)
+        wait_for(lambda: counter("sentinel_proxy_events_spooled_total") > spooled, what="a batch spooled")
+        wait_for(lambda: len(ingest.accepted) == 60, what="every event")
+    assert ingest.accepted_ids() == [e["event_id"] for e in events]
+    assert spooled_ids(tmp_path) == []
+
+
 def test_a_lone_event_is_posted_after_the_batch_time(tmp_path: Path) -> None:
     with fake_ingest() as ingest, running(config(ingest.url, tmp_path, batch_max_s=0.1)) as em:
         started = time.monotonic()
