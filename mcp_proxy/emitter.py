@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -269,6 +270,10 @@ class Emitter:
         return Batch(self._spool.next_seq(), lines, size)
 
     def _encode(self, event: dict[str, Any]) -> bytes | None:
+        if not event.get("event_id"):
+            # The proxy fixes ids at capture; one that came without gets its id here, before any
+            # retry or spool, so every copy ingest may see of it is the same row downstream.
+            event["event_id"] = str(uuid.uuid4())
         try:
             # default=str: a value JSON cannot hold (a datetime, a UUID object) is kept as text
             # rather than costing the whole event.

@@ -285,6 +285,13 @@ def test_a_full_spool_drops_newest_counts_and_keeps_what_it_holds(tmp_path: Path
     assert counter("sentinel_proxy_events_dropped_total", reason="spool_full") == dropped + 60 - len(kept)
 
 
+def test_an_event_without_an_id_gets_one_before_it_can_be_posted_twice(tmp_path: Path) -> None:
+    with fake_ingest() as ingest, running(config(ingest.url, tmp_path)) as em:
+        em.submit({"type": "tool_call"})
+        wait_for(lambda: ingest.accepted, what="the event")
+    assert uuid.UUID(ingest.accepted[0]["event_id"])
+
+
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     em = Emitter(config("http://127.0.0.1:9", tmp_path, queue_max=3))  # not started: nothing drains it
     dropped = counter("sentinel_proxy_events_dropped_total", reason="queue_full")
