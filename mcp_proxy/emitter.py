@@ -37,13 +37,15 @@ import orjson
 from mcp_proxy.backoff import Backoff
 from mcp_proxy.ingest_client import IngestClient, Verdict
 from mcp_proxy.ratelimited_log import RateLimitedLog
-from mcp_proxy.spool import DROP_NEWEST, Segment, Spool, read_segment
+from mcp_proxy.spool import DROP_NEWEST, Segment, Spool, SpoolError, read_segment
 from sentinel import metrics, settings
 
 log = logging.getLogger(__name__)
 
 # How long an idle thread sleeps before looking again; submit and close wake them sooner.
 _IDLE_WAIT_S = 1.0
+# How often an idle poster looks for the spool slot of a proxy that died and was not restarted.
+_ORPHAN_CHECK_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class Emitter:
         self._backoff = Backoff(config.retry_min_s, config.retry_max_s)
         self._warn = RateLimitedLog(log)
         self._spool: Spool | None = None
+        self._orphan: Spool | None = None  # a dead proxy's slot, being replayed by this one
+        self._orphan_check_at = 0.0
         self._client: IngestClient | None = None
         self._threads: list[threading.Thread] = []
 
@@ -211,6 +215,8 @@ class Emitter:
                     self._pending.clear()
         if self._spool is not None and not (batcher is not None and batcher.is_alive()):
             self._spool.close()
+        if self._orphan is not None and not (poster is not None and poster.is_alive()):
+            self._orphan.close()
         if self._client is not None and not (poster is not None and poster.is_alive()):
             self._client.close()
         self._update_gauges()
@@ -359,6 +365,7 @@ class Emitter:
         config = self.config
         taken: list[Batch] = []
         segments: list[Segment] = []
+        source = self._spool
         with self._cv:
             while True:
                 now = time.monotonic()
@@ -379,6 +386,15 @@ class Emitter:
                     segments = self._spool.lease(config.post_max_events, config.body_limit)
                     if segments:
                         break
+                orphan = self._orphan_spool(now) if now >= self._retry_at else None
+                if orphan is not None:
+                    segments = orphan.lease(config.post_max_events, config.body_limit)
+                    if segments:
+                        source = orphan
+                        break
+                    orphan.close()  # replayed: the slot is free again
+                    self._orphan = None
+                    continue
                 backoff_left = self._retry_at - now
                 self._cv.wait(min(backoff_left, _IDLE_WAIT_S) if backoff_left > 0 else _IDLE_WAIT_S)
         try:
@@ -386,7 +402,7 @@ class Emitter:
             timeout = self._deadline - time.monotonic() if self._closing else None
             outcome = self._deliver(lines, timeout)
         except BaseException:
-            self._spool.release(segments)  # posted again after the backoff
+            source.release(segments)  # posted again after the backoff
             raise
         with self._cv:
             if taken:
@@ -402,12 +418,12 @@ class Emitter:
                     self._pending.appendleft(Batch(taken[0].seq, left, sum(len(line) + 1 for line in left)))
                     self._spill_pending()
             elif outcome is None:
-                self._spool.remove(segments)
+                source.remove(segments)
                 metrics.PROXY_SPOOL_BYTES.set(self._spool.bytes)
             else:
                 # The whole lease again later: events already accepted are posted twice, and
                 # deduplicated downstream by their ids.
-                self._spool.release(segments)
+                source.release(segments)
             if outcome is None:
                 self._backoff.reset()
             else:
@@ -415,6 +431,21 @@ class Emitter:
             self._cv.notify_all()
         self._update_gauges()
         return True
+
+    def _orphan_spool(self, now: float) -> Spool | None:
+        """With the lock held: the dead proxy's slot being replayed, or one found now (looked
+        for every _ORPHAN_CHECK_S while this proxy has nothing of its own to post)."""
+        assert self._spool is not None
+        if self._orphan is None and now >= self._orphan_check_at:
+            self._orphan_check_at = now + _ORPHAN_CHECK_S
+            try:
+                self._orphan = self._spool.adopt_orphan()
+            except (OSError, SpoolError) as exc:
+                self._warn.warning("orphan", "cannot replay another proxy's spool slot: %s", exc)
+            if self._orphan is not None:
+                orphan = self._orphan
+                log.info("replaying %d audit events a stopped proxy left in %s", orphan.events, orphan.folder)
+        return self._orphan
 
     def _poster_finished(self) -> bool:
         """With the lock held: the poster stops; a batch cut after this goes to the spool."""

@@ -10,7 +10,8 @@ next open, and the reader skips a line cut short or unreadable instead of failin
 
 Each process takes the first slot under the root whose `lock` it can flock: stdio proxies that MCP
 clients launch side by side share one data folder. The kernel drops a lock with its process, so a
-proxy restarted after a SIGKILL takes the same slot back and replays it.
+proxy restarted after a SIGKILL takes the same slot back and replays it; a slot whose proxy is not
+restarted is adopted by another (`adopt_orphan`).
 """
 
 from __future__ import annotations
@@ -114,34 +115,59 @@ def _write_durably(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _lock(folder: Path) -> int | None:
+    """The fd of `folder`'s lock, held by this process from now on; None if another holds it."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _take_slot(root: Path) -> tuple[Path, int]:
     """The first slot folder under `root` whose lock this process can hold, and the lock's fd."""
     root.mkdir(parents=True, exist_ok=True)
     for number in range(MAX_SLOTS):
         folder = root / str(number)
         folder.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return folder, fd
+        fd = _lock(folder)
+        if fd is not None:
+            return folder, fd
     raise SpoolError(f"all {MAX_SLOTS} spool slots under {root} are held by running processes")
+
+
+def _orphan_slot(root: Path, skip: Path) -> tuple[Path, int] | None:
+    """A slot under `root` other than `skip` that holds segments and no process holds: its
+    process died and no other took the slot back since."""
+    for number in range(MAX_SLOTS):
+        folder = root / str(number)
+        if folder == skip or not folder.is_dir():
+            continue
+        if not any(folder.glob(f"*{SEGMENT_SUFFIX}")) and not any(folder.glob(f"*{TMP_SUFFIX}")):
+            continue
+        fd = _lock(folder)
+        if fd is not None:
+            return folder, fd
+    return None
 
 
 class Spool:
     """A bounded FIFO of segments on disk. Thread-safe: one thread appends while another leases,
     reads and removes. Bytes are bounded by `max_bytes`; `policy` says what gives when full."""
 
-    def __init__(self, root: Path, max_bytes: int, policy: str = DROP_NEWEST) -> None:
-        """Takes a slot under `root` and recovers what a previous process left there. Raises
-        SpoolError when no slot is free, OSError when the folder cannot be written."""
+    def __init__(
+        self, root: Path, max_bytes: int, policy: str = DROP_NEWEST, *, slot: tuple[Path, int] | None = None
+    ) -> None:
+        """Takes a slot under `root` (or `slot`, a folder and its held lock) and recovers what a
+        previous process left there. Raises SpoolError when no slot is free, OSError when the
+        folder cannot be written."""
         if policy not in POLICIES:
             raise ValueError(f"spool policy {policy!r}; use one of {', '.join(POLICIES)}")
         self.max_bytes = max_bytes
         self.policy = policy
-        self.folder, self._lock_fd = _take_slot(root)
+        self.folder, self._lock_fd = slot or _take_slot(root)
         self._lock = threading.Lock()
         self._segments: list[Segment] = []  # sorted by seq
         self._leased: set[int] = set()
@@ -169,6 +195,19 @@ class Spool:
             self._bytes += len(data)
         self._segments.sort(key=lambda s: s.seq)
         _fsync_dir(self.folder)
+
+    def adopt_orphan(self) -> Spool | None:
+        """Another slot of this spool's root whose process died, now held by this process to be
+        replayed (and closed when empty), or None. Without this a slot would wait, perhaps for
+        ever, for a process to take it back."""
+        found = _orphan_slot(self.folder.parent, self.folder)
+        if found is None:
+            return None
+        try:
+            return Spool(self.folder.parent, self.max_bytes, self.policy, slot=found)
+        except BaseException:
+            os.close(found[1])
+            raise
 
     @property
     def bytes(self) -> int:

@@ -341,6 +341,21 @@ def test_two_emitters_on_one_data_folder_each_keep_their_own_spool(tmp_path: Pat
     assert {p.name for p in tmp_path.iterdir()} >= {"0", "1"}
 
 
+def test_a_slot_left_by_a_proxy_that_was_not_restarted_is_replayed_by_a_running_one(tmp_path: Path) -> None:
+    held = Spool(tmp_path, 1 << 20)  # slot 0, a running proxy's
+    dead = Spool(tmp_path, 1 << 20)  # slot 1, a proxy killed with events in its spool
+    left = [event(n) for n in range(5)]
+    dead.append(dead.next_seq(), [orjson.dumps(e) for e in left])
+    dead.close()
+    held.close()
+    with fake_ingest() as ingest, running(config(ingest.url, tmp_path)) as em:  # takes slot 0
+        wait_for(lambda: len(ingest.accepted) == 5, what="the dead proxy's events")
+        em.submit(own := event(9))
+        wait_for(lambda: len(ingest.accepted) == 6, what="this proxy's own event")
+    assert ingest.accepted_ids() == [e["event_id"] for e in [*left, own]]
+    assert not list((tmp_path / "1").glob("*.ndjson"))
+
+
 @pytest.mark.parametrize("policy", ["drop-newest", "drop-oldest"])
 def test_from_settings_reads_the_proxy_settings(tmp_path: Path, policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from sentinel import settings

@@ -189,3 +189,18 @@ def test_every_segment_acknowledged_before_a_sigkill_is_read_back_whole(tmp_path
                 found[seq] = found.get(seq, 0) + 1
         missing = [seq for seq in acknowledged if found.get(seq) != 50]
         assert not missing, f"segments acknowledged before the kill but not read back whole: {missing}"
+
+
+def test_only_a_slot_with_segments_and_no_live_owner_is_adopted(tmp_path: Path) -> None:
+    mine = Spool(tmp_path, 1 << 20)
+    other = Spool(tmp_path, 1 << 20)
+    other.append(0, lines(1))
+    empty = Spool(tmp_path, 1 << 20)
+    assert mine.adopt_orphan() is None  # its owner still runs
+    other.close()
+    empty.close()
+    adopted = mine.adopt_orphan()
+    assert adopted is not None
+    assert adopted.folder.name == "1"
+    assert numbers(adopted) == [1]
+    assert mine.adopt_orphan() is None  # held now, by this process
