@@ -14,13 +14,31 @@ import argparse
 import json
 import tempfile
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 
 from mcp_proxy.emitter import Emitter, EmitterConfig
 from sentinel import settings
-from sentinel.emit import audit_event
+
+
+def audit_event() -> dict[str, Any]:
+    """A tools/call audit event of the size and shape the proxy captures."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "bench.emitter",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "session_id": f"session-{uuid.uuid4().hex[:8]}",
+        "server": "bench",
+        "method": "tools/call",
+        "tool": "echo",
+        "status": "ok",
+        "duration_ms": 1.5,
+        "attributes": {"arguments": {"message": "hello"}},
+    }
 
 
 def _counter(name: str) -> float:
@@ -28,7 +46,7 @@ def _counter(name: str) -> float:
 
 
 def submit_cost_us(events: int) -> float:
-    batch = [audit_event(event_type="bench.emitter") for _ in range(events)]
+    batch = [audit_event() for _ in range(events)]
     with tempfile.TemporaryDirectory() as folder:
         config = EmitterConfig(
             ingest_url="http://127.0.0.1:9", token=None, spool_dir=Path(folder), spool_max_bytes=1, queue_max=events
@@ -41,7 +59,7 @@ def submit_cost_us(events: int) -> float:
 
 
 def posted_per_s(url: str, events: int, batch_max_events: int) -> dict[str, float]:
-    batch = [audit_event(event_type="bench.emitter") for _ in range(events)]
+    batch = [audit_event() for _ in range(events)]
     with tempfile.TemporaryDirectory() as folder:
         config = EmitterConfig(
             ingest_url=url,

@@ -13,7 +13,7 @@ import orjson
 from prometheus_client import REGISTRY
 
 from mcp_proxy.emitter import Emitter, EmitterConfig
-from sentinel.emit import audit_event
+from sentinel_cli.emit import audit_event
 
 
 def spooled() -> float:

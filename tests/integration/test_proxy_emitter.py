@@ -25,8 +25,9 @@ import requests
 from prometheus_client import REGISTRY
 
 from mcp_proxy.emitter import Emitter, EmitterConfig
-from sentinel import processes, settings
-from sentinel.emit import audit_event
+from sentinel import settings
+from sentinel_cli.emit import audit_event
+from sentinel_local import processes
 from tests.stored_events import assert_all_stored
 
 pytestmark = pytest.mark.integration
