@@ -4,8 +4,10 @@ emitter costs the proxy and how fast it can post.
 Prints one JSON document: `submit_us`, the cost of `submit` on the caller's thread with the
 emitter's threads not running (the deque append and its checks); and `posted_per_s`, events per
 second from the first `submit` of N to ingest's 202 for the last, with all N submitted at once so
-the emitter is saturated (one POST in flight, batches of `--batch`). Point `--url` at a running
-ingest; nothing here starts one.
+the emitter is saturated (one POST in flight, batches of `--batch`); and `wake_lag_us`, how late a
+loop that sleeps between `--rate` submits a second wakes up (p50, p99, max), without an emitter and
+with one posting: what the emitter's threads, holding the GIL, cost the proxy's event loop. Point
+`--url` at a running ingest; nothing here starts one.
 """
 
 from __future__ import annotations
@@ -92,13 +94,50 @@ def posted_per_s(url: str, events: int, batch_max_events: int) -> dict[str, floa
     }
 
 
+def wake_lag_us(url: str, rate: float, seconds: float, *, emitting: bool) -> dict[str, float]:
+    events = [audit_event() for _ in range(int(rate * seconds))]
+    with tempfile.TemporaryDirectory() as folder:
+        config = EmitterConfig(
+            ingest_url=url, token=settings.PROXY_INGEST_TOKEN or None, spool_dir=Path(folder), spool_max_bytes=1 << 30
+        )
+        emitter = Emitter(config)
+        if emitting:
+            emitter.start()
+        lags: list[float] = []
+        started = time.perf_counter()
+        for index, event in enumerate(events):
+            due = started + index / rate
+            ahead = due - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)  # as an event loop waits in select(), the GIL released
+            lags.append(time.perf_counter() - due)
+            if emitting:
+                emitter.submit(event)
+        emitter.close(10)
+    lags.sort()
+    return {
+        "p50": round(lags[len(lags) // 2] * 1e6),
+        "p99": round(lags[int(len(lags) * 0.99)] * 1e6),
+        "max": round(lags[-1] * 1e6),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.emitter_rate", description=__doc__)
     parser.add_argument("--url", default=settings.PROXY_INGEST_URL)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=2000.0, help="submits a second for wake_lag_us")
     args = parser.parse_args()
-    report = {"submit_us": round(submit_cost_us(200_000), 3), **posted_per_s(args.url, args.events, args.batch)}
+    report: dict[str, Any] = {
+        "submit_us": round(submit_cost_us(200_000), 3),
+        **posted_per_s(args.url, args.events, args.batch),
+    }
+    # Alternated, so the machine's drift over the run falls on both.
+    for round_number in range(3):
+        for emitting in (False, True):
+            key = f"wake_lag_us_{'emitting' if emitting else 'idle'}_{round_number}"
+            report[key] = wake_lag_us(args.url, args.rate, 5.0, emitting=emitting)
     print(json.dumps(report, indent=2))
 
 
