@@ -6,9 +6,10 @@ Two threads own the work after `submit` (a deque append, on the proxy's loop):
 - the batcher cuts the queue into batches (by count, ingest's limits, and `batch_max_s` after a
   batch's first event), encodes them, and hands each to the poster, or, while the spool holds
   anything or the poster already has `pending_batches` waiting, appends it to the spool;
-- the poster posts the batches handed to it, then the spool's oldest segments. When a post must be
-  retried, every batch it holds goes to the spool before it waits out the backoff, so during an
-  outage events are on disk within about `batch_max_s` of their capture.
+- the poster posts the batches handed to it, then the spool's oldest segments, then, with nothing
+  of its own, the slot of a proxy that died and was not restarted. When a post must be retried,
+  every batch it holds goes to the spool before it waits out the backoff, so during an outage
+  events are on disk within about `batch_max_s` of their capture.
 
 Order: a batch handed to the poster is older than anything spooled after it, and the spool
 replays by sequence number, so events reach ingest in the order they were submitted (a batch
@@ -265,6 +266,10 @@ class Emitter:
                 if line is None:
                     continue
             if size + len(line) + 1 > config.body_limit:
+                if not lines:  # larger than any body ingest takes: it would never leave
+                    _drop("event_too_large")
+                    self._warn.warning("event_too_large", "audit event dropped: %d bytes, over any body", len(line))
+                    continue
                 self._carry = line
                 break
             lines.append(line)

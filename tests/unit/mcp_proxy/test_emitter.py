@@ -266,6 +266,15 @@ def test_an_event_too_large_for_ingest_is_dropped_before_it_costs_its_batch(tmp_
     assert counter("sentinel_proxy_events_dropped_total", reason="event_too_large") == dropped + 1
 
 
+def test_an_event_over_the_body_limit_is_dropped_and_does_not_stall_the_batcher(tmp_path: Path) -> None:
+    cfg = config("", tmp_path, max_body_bytes=500, max_event_bytes=10_000)
+    with fake_ingest() as ingest, running(replace(cfg, ingest_url=ingest.url)) as em:
+        em.submit(event(0, pad="x" * 600))
+        em.submit(kept := event(1))
+        wait_for(lambda: len(ingest.accepted) == 1, what="the event after the oversized one")
+    assert ingest.accepted_ids() == [kept["event_id"]]
+
+
 def test_a_full_spool_drops_newest_counts_and_keeps_what_it_holds(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{dead_port()}"
     dropped = counter("sentinel_proxy_events_dropped_total", reason="spool_full")
