@@ -181,11 +181,8 @@ WORKER_CONCURRENCY = _int("SENTINEL_WORKER_CONCURRENCY", 2)
 
 # MCP proxy: the audit emitter (mcp_proxy/emitter.py).
 PROXY_INGEST_URL = _str("SENTINEL_PROXY_INGEST_URL", INGEST_URL)
-# The bearer token the proxy posts with; by default the first of ingest's own tokens, so a local
-# stack with SENTINEL_INGEST_TOKENS set works without a second setting.
-PROXY_INGEST_TOKEN = _str(
-    "SENTINEL_PROXY_INGEST_TOKEN", next((t.strip() for t in INGEST_TOKENS.split(",") if t.strip()), "")
-)
+# The bearer token the proxy's emitter posts with (one of ingest's SENTINEL_INGEST_TOKENS); empty: none.
+PROXY_INGEST_TOKEN = _str("SENTINEL_PROXY_INGEST_TOKEN", "")
 # The proxy's data folder, where the spool lives. Not under the stack folder: MCP clients launch
 # `sentinel proxy` from any directory, with or without a checkout, and the spool must outlive it.
 PROXY_DATA_DIR = Path(
