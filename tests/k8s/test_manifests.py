@@ -79,6 +79,19 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_JAEGER_HEALTH_PORT": "local Jaeger's health port; the cluster has Tempo",
     "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
+    # The MCP proxy's emitter runs where the proxy runs, beside MCP clients, not in the pipeline's pods.
+    "SENTINEL_PROXY_INGEST_URL": "the ingest the proxy posts to, set where the proxy runs",
+    "SENTINEL_PROXY_INGEST_TOKEN": "the proxy's own credential for ingest, set where the proxy runs",
+    "SENTINEL_PROXY_DATA_DIR": "the proxy's spool folder, on the proxy's host",
+    "XDG_DATA_HOME": "the default of SENTINEL_PROXY_DATA_DIR, on the proxy's host",
+    "SENTINEL_PROXY_SPOOL_MAX_BYTES": "the proxy's spool bound, on the proxy's host",
+    "SENTINEL_PROXY_SPOOL_FULL": "what the proxy's full spool drops, set where the proxy runs",
+    "SENTINEL_PROXY_BATCH_MAX_EVENTS": "the proxy's audit batches, set where the proxy runs",
+    "SENTINEL_PROXY_BATCH_MAX_S": "the proxy's audit batches, set where the proxy runs",
+    "SENTINEL_PROXY_QUEUE_MAX": "the proxy's audit queue bound, set where the proxy runs",
+    "SENTINEL_PROXY_RETRY_MIN_S": "the proxy's retry backoff, set where the proxy runs",
+    "SENTINEL_PROXY_RETRY_MAX_S": "the proxy's retry backoff, set where the proxy runs",
+    "SENTINEL_PROXY_POST_TIMEOUT_S": "the proxy's POST /events timeout, set where the proxy runs",
 }
 
 # The runtime packages, what the image deploys (sentinel_local/ only runs the local services).
