@@ -29,6 +29,26 @@ def stored_counts(client: Client, event_ids: Collection[str]) -> dict[str, int]:
     return counts
 
 
+def _found_elsewhere(client: Client, missing: list[str]) -> str:
+    """Where missing events are when another database's table has them: a worker started with
+    another SENTINEL_CLICKHOUSE_DATABASE (a benchmark's) takes its share of the shared queue."""
+    database, _, table = QUALIFIED_EVENTS_TABLE.partition(".")
+    others = client.execute(
+        "SELECT database FROM system.tables WHERE name = %(table)s AND database != %(database)s",
+        {"table": table, "database": database},
+    )
+    found = []
+    for (other,) in others:
+        rows = client.execute(
+            f"SELECT uniqExact(event_id) FROM {other}.{table} WHERE event_id IN (SELECT toUUID(arrayJoin(%(ids)s)))",
+            {"ids": missing[:_PER_QUERY]},
+        )
+        if rows[0][0]:
+            found.append(f"{rows[0][0]} in {other}.{table}")
+
+    return f"; found instead: {', '.join(found)} (a worker writes to another database)" if found else ""
+
+
 def assert_all_stored(event_ids: Collection[str], *, timeout_s: float = 120.0, client: Client | None = None) -> None:
     """Wait until every one of `event_ids` is in sentinel.mcp_events, then fail unless each is
     read exactly once with FINAL. The failure says how many are missing or doubled, with examples."""
@@ -47,6 +67,7 @@ def assert_all_stored(event_ids: Collection[str], *, timeout_s: float = 120.0, c
         problems.append(
             f"{len(missing)} of {len(wanted)} events not in ClickHouse after {timeout_s:.0f}s (e.g. {missing[:3]});"
             " is the pipeline running? `.venv/bin/sentinel status`, and `.venv/bin/sentinel up` to start it"
+            + _found_elsewhere(client, missing)
         )
     if doubled:
         problems.append(f"{len(doubled)} events read more than once with FINAL (e.g. {doubled[:3]})")
