@@ -451,7 +451,8 @@ def _env_sources(container: Doc, docs: list[Doc]) -> dict[str, str]:
 def test_the_code_reads_no_variable_unaccounted_for() -> None:
     read = _variables_the_code_reads()
     assert {"SENTINEL_KAFKA_BOOTSTRAP", "SENTINEL_FLOWER_BASIC_AUTH", "PROMETHEUS_MULTIPROC_DIR"} <= read
-    stale = set(DEFAULTED) - read
+    # OTEL_* variables are the SDK's own, read by it as the specification says, not by our code.
+    stale = {name for name in DEFAULTED if not name.startswith("OTEL_")} - read
     assert not stale, f"listed as defaulted but no longer read by the code: {sorted(stale)}"
     assert not set(DEFAULTED) & set(SECRET_ENV)
 
