@@ -6,6 +6,7 @@ sentinel status                what runs
 sentinel stack up|down|status  only the real services (Kafka, ClickHouse, RabbitMQ, Redis, Jaeger)
 sentinel emit [...]            post an audit event like the MCP proxy does
 sentinel trace EVENT_ID        find the event's row and print its trace, with the linked insert
+sentinel proxy [...] -- CMD    the MCP audit proxy in front of an MCP server (see mcp_proxy/cli.py)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import time
 
+from mcp_proxy import cli as mcp_proxy_cli
 from sentinel import processes, settings, stack
 
 
@@ -192,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=int, default=None, help="last DLQ offset (inclusive)")
     p.add_argument("--limit", type=int, default=0, help="list at most this many")
     p.set_defaults(func=_dlq)
+
+    p = sub.add_parser("proxy", help="the MCP audit proxy: stdio (-- COMMAND ...) or --http HOST:PORT --config FILE")
+    mcp_proxy_cli.add_arguments(p)
+    p.set_defaults(func=mcp_proxy_cli.run)
 
     p = sub.add_parser("trace", help="find an event's row and print its trace tree")
     p.add_argument("event_id")

@@ -177,3 +177,24 @@ FLOWER_BASIC_AUTH = _str("SENTINEL_FLOWER_BASIC_AUTH", "")
 # Worker.
 INSERT_MAX_RETRIES = _int("SENTINEL_INSERT_MAX_RETRIES", 8)
 WORKER_CONCURRENCY = _int("SENTINEL_WORKER_CONCURRENCY", 2)
+
+# MCP proxy (mcp_proxy/).
+# Bearer token the proxy's emitter presents to ingest (one of ingest's SENTINEL_INGEST_TOKENS); empty: none.
+# Never passed on to an upstream server the proxy starts.
+PROXY_INGEST_TOKEN = _str("SENTINEL_PROXY_INGEST_TOKEN", "")
+# Where the proxy's emitter keeps its spool of events ingest has not acknowledged yet.
+PROXY_DATA_DIR = Path(_str("SENTINEL_PROXY_DATA_DIR", str(Path.home() / ".local" / "share" / "sentinel-proxy")))
+PROXY_SPOOL_MAX_BYTES = _int("SENTINEL_PROXY_SPOOL_MAX_BYTES", 256 * 1024**2)
+# /metrics of a stdio proxy (0: none). Clients start one stdio proxy per configured server, so a
+# fixed default port would collide; the HTTP mode serves /metrics on its own port.
+PROXY_METRICS_PORT = _int("SENTINEL_PROXY_METRICS_PORT", 0)
+# A request with no outcome after this long is audited as `failed` (the relay itself imposes no
+# deadline: a late response still reaches the client, unaudited a second time). 0: never.
+PROXY_REQUEST_TIMEOUT_S = _float("SENTINEL_PROXY_REQUEST_TIMEOUT_S", 300.0)
+# Captured arguments and results are cut to this many bytes of JSON, so an event stays well inside
+# ingest's SENTINEL_INGEST_MAX_EVENT_BYTES.
+PROXY_CAPTURE_MAX_BYTES = _int("SENTINEL_PROXY_CAPTURE_MAX_BYTES", 16 * 1024)
+# HTTP mode: a client session with no request in flight for this long is closed with its upstream.
+PROXY_SESSION_IDLE_S = _float("SENTINEL_PROXY_SESSION_IDLE_S", 30 * 60.0)
+# Where the MCP servers the tests and the demo run (npm packages) are installed.
+MCP_PEERS_DIR = Path(_str("SENTINEL_MCP_PEERS_DIR", str(REPO_ROOT / ".stack" / "mcp-peers")))
