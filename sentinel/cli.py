@@ -17,7 +17,6 @@ import os
 import sys
 import time
 
-from mcp_proxy import cli as mcp_proxy_cli
 from sentinel import processes, settings, stack
 
 
@@ -194,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=int, default=None, help="last DLQ offset (inclusive)")
     p.add_argument("--limit", type=int, default=0, help="list at most this many")
     p.set_defaults(func=_dlq)
+
+    # Imported here, like the CLI's other commands' packages: the shared core imports nothing above it.
+    from mcp_proxy import cli as mcp_proxy_cli
 
     p = sub.add_parser("proxy", help="the MCP audit proxy: stdio (-- COMMAND ...) or --http HOST:PORT --config FILE")
     mcp_proxy_cli.add_arguments(p)
