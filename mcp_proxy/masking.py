@@ -49,14 +49,19 @@ _KNOWN = re.compile("|".join(f"(?:{p})" for p in _KNOWN_FORMATS))
 # Candidates for the entropy test: long runs without spaces from the alphabets keys are written in.
 _RUN = re.compile(r"[A-Za-z0-9+/=_\-.~]{24,}")
 _MIN_ENTROPY_BITS = 3.0
+_HEX = frozenset("0123456789abcdef")
 
 
 def looks_high_entropy(run: str) -> bool:
-    """Whether `run` (24+ characters, no spaces) reads as a random token rather than a word, a
-    path or an identifier: letters mixed with digits, and at least 3 bits of entropy per character."""
-    has_digit = any(c.isdigit() for c in run)
-    has_alpha = any(c.isalpha() for c in run)
-    if not (has_digit and has_alpha):
+    """Whether `run` (24+ characters, no spaces) reads as a random token rather than a word, a path
+    or an identifier: upper case, lower case and digits mixed (or 32+ hex digits, letters among
+    them), at 3 bits of entropy per character or more."""
+    lower = any(c.islower() for c in run)
+    upper = any(c.isupper() for c in run)
+    digit = any(c.isdigit() for c in run)
+    mixed = lower and upper and digit
+    hex_key = len(run) >= 32 and digit and lower != upper and all(c in _HEX for c in run.lower())
+    if not (mixed or hex_key):
         return False
     counts = Counter(run)
     entropy = -sum(n / len(run) * math.log2(n / len(run)) for n in counts.values())

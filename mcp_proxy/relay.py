@@ -225,7 +225,12 @@ class Relay:
             if isinstance(item.metadata.request_context, Request):
                 headers = item.metadata.request_context.headers
         target = audit.target_of(method, params)
-        spans = tracing.start(method, target, message.id, self.session, tracing.parent_context(meta, headers), params)
+        parent = tracing.parent_context(meta, headers)
+        if parent is tracing.ROOT and direction == audit.SERVER_TO_CLIENT and len(self.from_client) == 1:
+            # No context from the upstream (stdio and the SDK's HTTP client say nothing of which
+            # call a server request belongs to): with one client call in flight, it is that one's.
+            parent = tracing.context_of(next(iter(self.from_client.values())).spans)
+        spans = tracing.start(method, target, message.id, self.session, parent, params)
         carrier = tracing.inject(spans)
         if carrier:
             changed = dict(params or {})

@@ -27,7 +27,7 @@ from sentinel import semconv
 from sentinel.propagation import traceparent_of
 from sentinel.telemetry import tracer
 
-_ROOT = Context()
+ROOT = Context()  # the parent of a span that starts a trace
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ def parent_context(meta: Mapping[str, Any] | None, headers: Mapping[str, str] | 
             continue
         if trace.get_current_span(context).get_span_context().is_valid:
             return context
-    return _ROOT
+    return ROOT
 
 
 def start(
@@ -83,10 +83,15 @@ def start(
     return CallSpans(server, client)
 
 
+def context_of(spans: CallSpans) -> Context:
+    """A context whose current span is the CLIENT span: the parent of what the call causes."""
+    return trace.set_span_in_context(spans.client)
+
+
 def inject(spans: CallSpans) -> dict[str, str]:
     """The W3C keys that carry the CLIENT span's context ({} when there is nothing to carry)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(spans.client))
+    propagate.inject(carrier, context=context_of(spans))
     return carrier
 
 
