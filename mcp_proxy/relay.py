@@ -136,57 +136,71 @@ class Relay:
     # -- client -> upstream ----------------------------------------------------------------------
 
     async def _client_to_upstream(self, read: Any, write: Any, scope: anyio.CancelScope) -> None:
-        unanswered = None
-        async with read:
-            async for item in read:
-                if isinstance(item, Exception):
-                    # The transport could not parse a line or body; it has told the client where it could.
-                    log.warning("unreadable message from the client: %s", item)
-                    continue
-                message = item.message
-                if isinstance(message, JSONRPCRequest):
-                    self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
-                elif isinstance(message, JSONRPCNotification):
-                    unanswered = self._notification(message, audit.CLIENT_TO_SERVER, self.from_client)
-                else:
-                    self._settle(self.from_server, message)
-                try:
-                    await write.send(SessionMessage(message, metadata=self._upstream_metadata))
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    break  # the upstream is gone; the other direction settles what is open
-                if unanswered is not None:
-                    # The upstream will not answer a cancelled request: end the client's response
-                    # stream the way the SDK's own servers do.
-                    await unanswered()
-                    unanswered = None
+        # A transport may close the stream it hands over (a deleted HTTP session) rather than end it.
+        with contextlib.suppress(anyio.ClosedResourceError):
+            async with read:
+                async for item in read:
+                    if not await self._pass_from_client(item, write):
+                        break
         self._fail_all(self.from_client, "client_closed", "the client closed the connection")
         self._fail_all(self.from_server, "client_closed", "the client closed the connection")
         scope.cancel()
 
+    async def _pass_from_client(self, item: SessionMessage | Exception, write: Any) -> bool:
+        """Note and pass on one message from the client; False once the upstream is gone."""
+        if isinstance(item, Exception):
+            # The transport could not parse a line or body; it has told the client where it could.
+            log.warning("unreadable message from the client: %s", item)
+            return True
+        message = item.message
+        unanswered = None
+        if isinstance(message, JSONRPCRequest):
+            self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
+        elif isinstance(message, JSONRPCNotification):
+            unanswered = self._notification(message, audit.CLIENT_TO_SERVER, self.from_client)
+        else:
+            self._settle(self.from_server, message)
+        try:
+            await write.send(SessionMessage(message, metadata=self._upstream_metadata))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False  # the other direction settles what is open
+        if unanswered is not None:
+            # The upstream will not answer a cancelled request: end the client's response stream
+            # the way the SDK's own servers do.
+            await unanswered()
+        return True
+
     # -- upstream -> client ----------------------------------------------------------------------
 
     async def _upstream_to_client(self, read: Any, write: Any, scope: anyio.CancelScope) -> None:
-        async with read:
-            async for item in read:
-                if isinstance(item, Exception):
-                    log.warning("unreadable message from the upstream: %s", item)
-                    continue
-                message = item.message
-                metadata: ServerMessageMetadata | None = None
-                if isinstance(message, JSONRPCResponse | JSONRPCError):
-                    self._settle(self.from_client, message)
-                elif isinstance(message, JSONRPCRequest):
-                    self._request(item, audit.SERVER_TO_CLIENT, self.from_server)
-                    metadata = self._related(message)
-                else:
-                    self._notification(message, audit.SERVER_TO_CLIENT, self.from_server)
-                    metadata = self._related(message)
-                try:
-                    await write.send(SessionMessage(message, metadata=metadata))
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    break
+        with contextlib.suppress(anyio.ClosedResourceError):
+            async with read:
+                async for item in read:
+                    if not await self._pass_from_upstream(item, write):
+                        break
         await self.upstream_gone(write)
         scope.cancel()
+
+    async def _pass_from_upstream(self, item: SessionMessage | Exception, write: Any) -> bool:
+        """Note and pass on one message from the upstream; False once the client is gone."""
+        if isinstance(item, Exception):
+            log.warning("unreadable message from the upstream: %s", item)
+            return True
+        message = item.message
+        metadata: ServerMessageMetadata | None = None
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            self._settle(self.from_client, message)
+        elif isinstance(message, JSONRPCRequest):
+            self._request(item, audit.SERVER_TO_CLIENT, self.from_server)
+            metadata = self._related(message)
+        else:
+            self._notification(message, audit.SERVER_TO_CLIENT, self.from_server)
+            metadata = self._related(message)
+        try:
+            await write.send(SessionMessage(message, metadata=metadata))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return False
+        return True
 
     async def upstream_gone(self, write: Any) -> None:
         """Answer what the upstream left unanswered, so no client waits on a server that is gone

@@ -38,6 +38,8 @@ async def serve(
     try:
         async with connect(upstream) as upstream_streams:
             await relay.run(client, upstream_streams)
-    except Exception as exc:  # noqa: BLE001 - an upstream failing is an outcome, reported to the client
-        log.error("upstream %s failed: %s", session.server, exc)
+    except Exception as exc:
+        # An upstream failing is an outcome of the session, answered to the client just below.
+        log.warning("upstream %s failed: %s", session.server, exc)
+        log.debug("upstream %s failure", session.server, exc_info=True)
     await relay.upstream_gone(client[1])
