@@ -112,3 +112,34 @@ async def _session(read: Any, write: Any) -> AsyncIterator[ClientSession]:
 def everything_argv(mode: str = "stdio") -> list[str]:
     """server-everything's command line; a test fails here, with the reason, without node or npm."""
     return mcp_peers.server_everything_argv(mode)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, process: Any, timeout_s: float = 30.0) -> None:
+    """Until `url` answers (any status); fails with the process's output if it exits first."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"{process.args} exited with {process.returncode}:\n{output}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_s} s")
+
+
+def proxy_argv_http(address: str, config: str, *options: str) -> list[str]:
+    return [sys.executable, "-m", "mcp_proxy", "--http", address, "--config", config, *options]
