@@ -68,13 +68,7 @@ class ServerEndpoint:
         if scope["method"] != "POST":
             await _error("Bad Request: Missing session ID", 400)(scope, receive, send)
             return
-        await self._open(scope, receive, send, self._principal(headers))
-
-    def _principal(self, headers: Headers) -> str | None:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return audit.principal_for_token(token.strip())
-        return self.options.principal
+        await self._open(scope, receive, send, principal_of(headers, self.options.principal))
 
     async def _open(self, scope: Scope, receive: Receive, send: Send, principal: str | None) -> None:
         """A new session: its transport, its relay task, then the request that opens it. A session
@@ -114,6 +108,14 @@ class ServerEndpoint:
         if not transport.is_terminated:
             with anyio.CancelScope(shield=True):
                 await transport.terminate()
+
+
+def principal_of(headers: Headers, configured: str | None) -> str | None:
+    """Who calls: an id derived from the request's bearer token, else the configured principal."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return audit.principal_for_token(token.strip())
+    return configured
 
 
 def build_app(servers: dict[str, Upstream], options: ProxyOptions, submit: Submit) -> Starlette:

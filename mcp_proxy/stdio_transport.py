@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 from pydantic import ValidationError
@@ -24,7 +25,11 @@ _CHUNK = 1 << 16
 
 
 @asynccontextmanager
-async def stdio_streams(stdin_fd: int = 0, stdout_fd: int = 1) -> AsyncIterator[tuple[object, object]]:
+async def stdio_streams(
+    stdin_fd: int = 0, stdout_fd: int = 1
+) -> AsyncIterator[
+    tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
+]:
     """(read, write) streams like the SDK transports': the read stream yields a SessionMessage
     per line (or the parse error), and ends at EOF; messages sent to the write stream go out one
     per line. Leaving the context stops both and restores the descriptors' blocking mode."""

@@ -85,18 +85,19 @@ def proxy_argv(*options: str, upstream: list[str]) -> list[str]:
 @asynccontextmanager
 async def session_over_stdio(argv: list[str], env: dict[str, str]) -> AsyncIterator[ClientSession]:
     parameters = StdioServerParameters(command=argv[0], args=argv[1:], env=env, cwd=str(settings.REPO_ROOT))
-    async with stdio_client(parameters) as (read, write), _session(read, write) as session:
+    async with stdio_client(parameters) as (read, write), client_session(read, write) as session:
         yield session
 
 
 @asynccontextmanager
 async def session_over_http(url: str) -> AsyncIterator[ClientSession]:
-    async with streamable_http_client(url) as (read, write), _session(read, write) as session:
+    async with streamable_http_client(url) as (read, write), client_session(read, write) as session:
         yield session
 
 
 @asynccontextmanager
-async def _session(read: Any, write: Any) -> AsyncIterator[ClientSession]:
+async def client_session(read: Any, write: Any) -> AsyncIterator[ClientSession]:
+    """An initialized ClientSession with the test's sampling, elicitation and roots callbacks."""
     async with ClientSession(
         read,
         write,

@@ -167,3 +167,56 @@ def _assert_one_tree(tree: list[Span]) -> None:
     ids = {span.span_id for span in tree}
     roots = [span for span in tree if span.parent_id is None or span.parent_id not in ids]
     assert len(roots) == 1, [(s.name, s.service, s.parent_id) for s in roots]
+
+
+def test_over_http_the_row_has_the_mcp_session_id_and_a_principal_from_the_token(
+    pipeline: None, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_proxy import audit
+
+    server = f"everything-http-{uuid.uuid4().hex[:8]}"
+    node, script, mode = mcp_peers.everything_argv()
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {server: {"command": node, "args": [script, mode]}}}))
+    port = mcp_peers.free_port()
+    proxy = subprocess.Popen(
+        mcp_peers.proxy_argv_http(f"127.0.0.1:{port}", str(config)),
+        env=_proxy_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    session_ids: set[str] = set()
+
+    async def note_session(response: httpx2.Response) -> None:
+        if "mcp-session-id" in response.headers:
+            session_ids.add(response.headers["mcp-session-id"])
+
+    async def main() -> None:
+        async with (
+            httpx2.AsyncClient(
+                headers={"Authorization": "Bearer a-client-token"},
+                timeout=httpx2.Timeout(30.0, read=300.0),
+                event_hooks={"response": [note_session]},
+            ) as http,
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp/{server}", http_client=http) as (read, write),
+            mcp_peers.client_session(read, write) as session,
+        ):
+            await session.call_tool("echo", {"message": "over http"})
+
+    try:
+        mcp_peers.wait_for_http(f"http://127.0.0.1:{port}/healthz", proxy)
+        anyio.run(main)
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        proxy.wait(20)
+    echo = _one(_rows(server, expected=3), method="tools/call", tool="echo")
+    assert [echo["session_id"]] == list(session_ids)
+    assert echo["principal"] == audit.principal_for_token("a-client-token")
+    assert echo["attributes"]["transport"] == "http"
+    assert "a-client-token" not in json.dumps(echo)
