@@ -21,6 +21,8 @@ import requests
 from sentinel import settings
 
 log = logging.getLogger(__name__)
+# A connection error or a 503 is tried again, once a second, this many times before the spool.
+_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Emitter:
         self.config = config
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(config.queue_max)
         self._thread = threading.Thread(target=self._run, name="audit-emitter", daemon=True)
+        self._closing = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -62,6 +65,7 @@ class Emitter:
     def close(self, timeout_s: float = 5.0) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
+            self._closing.set()
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
@@ -84,15 +88,20 @@ class Emitter:
 
     def _post(self, batch: list[dict[str, Any]]) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
-        try:
-            response = requests.post(
-                f"{self.config.ingest_url.rstrip('/')}/events", json=batch, headers=headers, timeout=10
-            )
-            if response.status_code == 202:
-                return
-            log.warning("ingest answered %s to %d audit events", response.status_code, len(batch))
-        except requests.RequestException as exc:
-            log.warning("audit events not posted: %s", exc)
+        for attempt in range(_ATTEMPTS):
+            try:
+                response = requests.post(
+                    f"{self.config.ingest_url.rstrip('/')}/events", json=batch, headers=headers, timeout=10
+                )
+                if response.status_code == 202:
+                    return
+                log.warning("ingest answered %s to %d audit events", response.status_code, len(batch))
+                if response.status_code != 503:
+                    break
+            except requests.RequestException as exc:
+                log.warning("audit events not posted (attempt %d): %s", attempt + 1, exc)
+            if self._closing.wait(1.0):
+                break  # closing: what cannot be posted now goes to the spool
         self.config.spool_dir.mkdir(parents=True, exist_ok=True)
         with (self.config.spool_dir / "spool.ndjson").open("a", encoding="utf-8") as spool:
             spool.writelines(json.dumps(event) + "\n" for event in batch)
