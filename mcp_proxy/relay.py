@@ -45,13 +45,19 @@ from starlette.requests import Request
 
 from mcp_proxy import audit, tracing
 from mcp_proxy.audit import CallRecord, CapturePolicy, Outcome, SessionInfo
-from sentinel import metrics
+from sentinel import metrics, semconv
 
 log = logging.getLogger(__name__)
 
 Submit = Callable[[dict[str, Any]], None]
 
 UPSTREAM_CLOSED = "upstream MCP server closed the connection"
+CLIENT_CLOSED = "the client closed the connection"
+# error.type of calls that end without a response (the conventions leave these to the instrumentation).
+ERROR_UPSTREAM_CLOSED = "upstream_closed"
+ERROR_CLIENT_CLOSED = "client_closed"
+ERROR_TIMEOUT = "timeout"
+ERROR_ID_REUSED = "id_reused"
 _PROTOCOL_VERSION_HEADER = "mcp-protocol-version"
 # Methods counted under their own name in metrics; anything else is "other" (labels stay bounded).
 _KNOWN_METHODS = frozenset(
@@ -142,8 +148,8 @@ class Relay:
                 async for item in read:
                     if not await self._pass_from_client(item, write):
                         break
-        self._fail_all(self.from_client, "client_closed", "the client closed the connection")
-        self._fail_all(self.from_server, "client_closed", "the client closed the connection")
+        self._fail_all(self.from_client, ERROR_CLIENT_CLOSED, CLIENT_CLOSED)
+        self._fail_all(self.from_server, ERROR_CLIENT_CLOSED, CLIENT_CLOSED)
         scope.cancel()
 
     async def _pass_from_client(self, item: SessionMessage | Exception, write: Any) -> bool:
@@ -216,9 +222,9 @@ class Relay:
                 self._finish(
                     pending,
                     audit.error_outcome(CONNECTION_CLOSED, UPSTREAM_CLOSED, 0, status=audit.STATUS_FAILED),
-                    "upstream_closed",
+                    ERROR_UPSTREAM_CLOSED,
                 )
-        self._fail_all(self.from_server, "upstream_closed", UPSTREAM_CLOSED)
+        self._fail_all(self.from_server, ERROR_UPSTREAM_CLOSED, UPSTREAM_CLOSED)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -274,7 +280,7 @@ class Relay:
         if previous is not None and not previous.audited:
             log.warning("request id %r reused while in flight; the first is audited failed", message.id)
             self._finish(
-                previous, audit.error_outcome(0, "request id reused", 0, status=audit.STATUS_FAILED), "id_reused"
+                previous, audit.error_outcome(0, "request id reused", 0, status=audit.STATUS_FAILED), ERROR_ID_REUSED
             )
         table[message.id] = _Pending(call, spans, unanswered, token)
 
@@ -299,7 +305,7 @@ class Relay:
         size = _size(message)
         if isinstance(message, JSONRPCResponse):
             outcome = audit.result_outcome(pending.call.method, message.result, size, self.policy)
-            error_type = "tool_error" if outcome.status == audit.STATUS_TOOL_ERROR else None
+            error_type = semconv.ERROR_TYPE_TOOL_ERROR if outcome.status == audit.STATUS_TOOL_ERROR else None
         else:
             outcome = audit.error_outcome(message.error.code, message.error.message, size)
             error_type = str(message.error.code)
@@ -388,7 +394,9 @@ class Relay:
                 for pending in list(table.values()):
                     if not pending.audited and now - pending.call.started >= self.timeout_s:
                         message = f"no outcome after {self.timeout_s:g} s"
-                        self._finish(pending, audit.error_outcome(0, message, 0, status=audit.STATUS_FAILED), "timeout")
+                        self._finish(
+                            pending, audit.error_outcome(0, message, 0, status=audit.STATUS_FAILED), ERROR_TIMEOUT
+                        )
 
 
 def _size(message: JSONRPCMessage) -> int:

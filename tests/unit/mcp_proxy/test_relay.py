@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from mcp_proxy import audit
 from mcp_proxy.audit import CapturePolicy, SessionInfo
-from mcp_proxy.relay import UPSTREAM_CLOSED, Relay
+from mcp_proxy.relay import ERROR_UPSTREAM_CLOSED, UPSTREAM_CLOSED, Relay
 from sentinel import events as event_fields
 from sentinel import semconv
 
@@ -170,7 +170,7 @@ def test_the_upstream_gone_answers_open_calls_with_an_error_and_audits_them_fail
     assert event["status"] == "failed"
     assert event["attributes"]["error_code"] == CONNECTION_CLOSED
     server = next(s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER)
-    assert server.attributes[semconv.ERROR_TYPE] == "upstream_closed"
+    assert server.attributes[semconv.ERROR_TYPE] == ERROR_UPSTREAM_CLOSED
 
 
 def test_errors_and_tool_errors(spans: InMemorySpanExporter) -> None:
