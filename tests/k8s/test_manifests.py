@@ -79,6 +79,15 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_JAEGER_HEALTH_PORT": "local Jaeger's health port; the cluster has Tempo",
     "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
+    "SENTINEL_MCP_PEERS_DIR": "where the tests and the demo install the MCP servers they run; not in the cluster",
+    # The MCP proxy runs beside its MCP clients (or in front of their servers), not in the pipeline's pods.
+    "SENTINEL_PROXY_INGEST_TOKEN": "the proxy's own credential for ingest, set where the proxy runs",
+    "SENTINEL_PROXY_DATA_DIR": "the proxy's spool folder, on the proxy's host",
+    "SENTINEL_PROXY_SPOOL_MAX_BYTES": "the proxy's spool bound, on the proxy's host",
+    "SENTINEL_PROXY_METRICS_PORT": "a stdio proxy's /metrics, on the proxy's host",
+    "SENTINEL_PROXY_REQUEST_TIMEOUT_S": "the proxy's audit timeout, set where the proxy runs",
+    "SENTINEL_PROXY_CAPTURE_MAX_BYTES": "the proxy's capture bound, set where the proxy runs",
+    "SENTINEL_PROXY_SESSION_IDLE_S": "the HTTP proxy's session idle timeout, set where the proxy runs",
 }
 
 # Packages deployed as processes; sentinel/stack/ only runs the local services, so it is left out.
