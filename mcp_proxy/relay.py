@@ -55,6 +55,7 @@ UPSTREAM_CLOSED = "upstream MCP server closed the connection"
 CLIENT_CLOSED = "the client closed the connection"
 # error.type of calls that end without a response (the conventions leave these to the instrumentation).
 ERROR_UPSTREAM_CLOSED = "upstream_closed"
+ERROR_UPSTREAM_UNAVAILABLE = "upstream_unavailable"
 ERROR_CLIENT_CLOSED = "client_closed"
 ERROR_TIMEOUT = "timeout"
 ERROR_ID_REUSED = "id_reused"
@@ -225,6 +226,23 @@ class Relay:
                     ERROR_UPSTREAM_CLOSED,
                 )
         self._fail_all(self.from_server, ERROR_UPSTREAM_CLOSED, UPSTREAM_CLOSED)
+
+    async def refuse(self, client: tuple[Any, Any], reason: str) -> None:
+        """Answer every request of the client with a JSON-RPC error saying `reason` (and audit it
+        `failed`) until the client closes: what a client sees when its upstream cannot be started,
+        instead of a connection that just ends."""
+        read, write = client
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            async with read:
+                async for item in read:
+                    if isinstance(item, Exception) or not isinstance(item.message, JSONRPCRequest):
+                        continue
+                    self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
+                    pending = self.from_client.pop(item.message.id)
+                    error = ErrorData(code=CONNECTION_CLOSED, message=reason)
+                    await write.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=item.message.id, error=error)))
+                    outcome = audit.error_outcome(CONNECTION_CLOSED, reason, 0, status=audit.STATUS_FAILED)
+                    self._finish(pending, outcome, ERROR_UPSTREAM_UNAVAILABLE)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 

@@ -30,16 +30,22 @@ async def serve(
 
     Returns when either side has closed, with every request audited and every request of the
     client's either answered or answered for (the upstream gone). Never raises for an upstream
-    that fails, at start or later: that is logged, and the session ends.
+    that fails: later, that ends the session; at start, every request of the client is answered
+    with an error saying why, until the client closes.
     """
     relay = Relay(
         session, options.policy, submit, timeout_s=options.timeout_s, upstream_http=isinstance(upstream, HttpUpstream)
     )
+    started = False
     try:
         async with connect(upstream) as upstream_streams:
+            started = True
             await relay.run(client, upstream_streams)
     except Exception as exc:
-        # An upstream failing is an outcome of the session, answered to the client just below.
+        # An upstream failing is an outcome of the session, answered to the client below.
         log.warning("upstream %s failed: %s", session.server, exc)
         log.debug("upstream %s failure", session.server, exc_info=True)
+        if not started:
+            await relay.refuse(client, f"upstream MCP server {session.server!r} could not be started: {exc}")
+            return
     await relay.upstream_gone(client[1])

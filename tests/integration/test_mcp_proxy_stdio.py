@@ -147,3 +147,16 @@ def test_the_upstream_crashing_mid_call_gives_the_client_a_json_rpc_error(tmp_pa
 
     error = anyio.run(main)
     assert (error.error.code, error.error.message) == (CONNECTION_CLOSED, UPSTREAM_CLOSED)
+
+
+def test_an_upstream_that_cannot_start_is_an_error_the_client_can_read(tmp_path: Path) -> None:
+    argv = mcp_peers.proxy_argv("--name", "missing", upstream=[str(tmp_path / "no-such-server")])
+
+    async def main() -> None:
+        with anyio.fail_after(20):
+            async with mcp_peers.session_over_stdio(argv, mcp_peers.peer_env(tmp_path)):
+                pass
+
+    # initialize fails inside the SDK's task groups, which wrap the error.
+    with pytest.RaisesGroup(pytest.RaisesExc(MCPError, match="'missing' could not be started"), flatten_subgroups=True):
+        anyio.run(main)
