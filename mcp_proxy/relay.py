@@ -4,7 +4,9 @@ It works on the SDK's transport streams (`SessionMessage`s), below any session o
 so it needs no handler per method: requests, notifications, responses and errors pass in both
 directions whatever they are, server-initiated requests (sampling, elicitation, roots, ping)
 included. A message is passed on as it came; the one change is the trace context that requests
-carry under `params._meta` (tracing.py).
+carry under `params._meta` (tracing.py). "As it came" is JSON-RPC content: the transports parse
+each message and write it again (`exclude_unset`), so whitespace may differ, and a line or body
+that is not JSON-RPC at all stops at the transport that read it (the SDK's transports do the same).
 
 On the side it notes each request, and when the request's outcome is known (its response or
 error, a `notifications/cancelled` for its id, the upstream gone, or the audit timeout) it ends
