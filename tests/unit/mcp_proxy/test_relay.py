@@ -248,3 +248,28 @@ def test_the_client_closing_audits_open_calls_failed() -> None:
 
     wire = _run(body)
     assert [event["status"] for event in wire.events] == ["failed"]
+
+
+def test_messages_from_the_upstream_are_routed_to_the_client_request_they_belong_to() -> None:
+    """For an HTTP client, a progress notification goes to the response stream of the request
+    whose token it carries; another server message to the one request in flight, if one."""
+
+    async def body(wire: Wire) -> None:
+        await wire.client_sends(_call(1, progressToken="t1"))
+        await wire.client_sends(_call(2, progressToken="t2"))
+        await wire.to_upstream.receive()
+        await wire.to_upstream.receive()
+        progress = JSONRPCNotification(
+            jsonrpc="2.0", method="notifications/progress", params={"progressToken": "t2", "progress": 1}
+        )
+        await wire.upstream_sends(progress)
+        assert (await wire.to_client.receive()).metadata.related_request_id == 2
+        log_message = JSONRPCNotification(jsonrpc="2.0", method="notifications/message", params={"level": "info"})
+        await wire.upstream_sends(log_message)
+        assert (await wire.to_client.receive()).metadata is None  # two in flight: no telling which
+        await wire.upstream_sends(JSONRPCResponse(jsonrpc="2.0", id=2, result={"content": []}))
+        await wire.to_client.receive()
+        await wire.upstream_sends(log_message)
+        assert (await wire.to_client.receive()).metadata.related_request_id == 1
+
+    _run(body)
