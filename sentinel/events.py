@@ -16,6 +16,9 @@ from typing import Any
 
 from sentinel.jsonvalues import HugeInt
 
+TRACEPARENT_FIELD = "traceparent"  # an event's own W3C trace context (the MCP call it audits)
+TRACESTATE_FIELD = "tracestate"
+
 MAX_TYPE_LENGTH = 256
 MAX_ID_LENGTH = 1024
 # Deeper than any audit event needs, and well inside what orjson can write back (254).

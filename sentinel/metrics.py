@@ -59,6 +59,12 @@ WORKER_CHUNKS_DEAD_LETTERED = Counter(
     "sentinel_worker_chunks_dead_lettered", "Chunks that failed for good and went to the DLQ"
 )
 
+# -- proxy ---------------------------------------------------------------------------------------
+PROXY_CALLS = Counter(
+    "sentinel_proxy_calls", "MCP requests relayed, by server, method and status", ["server", "method", "status"]
+)
+PROXY_CALL_DURATION = Histogram("sentinel_proxy_call_duration_seconds", "MCP request duration", ["server", "method"])
+
 # -- canary (beat) -------------------------------------------------------------------------------
 CANARY_SECONDS = Gauge(
     "sentinel_canary_seconds", "End-to-end seconds of the last canary", multiprocess_mode="mostrecent"

@@ -21,6 +21,7 @@ SERVICE_BRIDGE = "sentinel-bridge"
 SERVICE_WORKER = "sentinel-worker"
 SERVICE_BEAT = "sentinel-beat"
 SERVICE_FLOWER = "sentinel-flower"
+SERVICE_PROXY = "sentinel-proxy"
 
 # -- HTTP server attributes ------------------------------------------------------------------------
 # The keys the OTel Flask instrumentation records by default (OTEL_SEMCONV_STABILITY_OPT_IN unset),
@@ -65,6 +66,28 @@ DB_COLLECTION_NAME = "db.collection.name"
 DB_OPERATION_NAME = "db.operation.name"
 DB_OPERATION_BATCH_SIZE = "db.operation.batch.size"
 DB_SYSTEM_CLICKHOUSE = "clickhouse"
+
+# -- MCP attributes (OTel semantic conventions for MCP, semantic-conventions-genai) -----------------
+MCP_METHOD_NAME = "mcp.method.name"
+MCP_SESSION_ID = "mcp.session.id"
+MCP_PROTOCOL_VERSION = "mcp.protocol.version"
+MCP_RESOURCE_URI = "mcp.resource.uri"
+JSONRPC_REQUEST_ID = "jsonrpc.request.id"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_PROMPT_NAME = "gen_ai.prompt.name"
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+NETWORK_TRANSPORT = "network.transport"
+ERROR_TYPE = "error.type"
+GEN_AI_OPERATION_EXECUTE_TOOL = "execute_tool"
+# error.type of a tools/call whose result has isError (a JSON-RPC success that is a failure).
+ERROR_TYPE_TOOL_ERROR = "tool_error"
+
+
+def mcp_span_name(method: str, target: str | None) -> str:
+    """`{mcp.method.name} {target}`, or the method alone when there is no low-cardinality target
+    (a tool or prompt name; resource URIs stay out of span names, as the conventions advise)."""
+    return f"{method} {target}" if target else method
+
 
 # -- Sentinel's own attributes -------------------------------------------------------------------
 EVENT_ID = "sentinel.event.id"

@@ -204,3 +204,16 @@ PROXY_RETRY_MIN_S = _float("SENTINEL_PROXY_RETRY_MIN_S", 0.2)
 PROXY_RETRY_MAX_S = _float("SENTINEL_PROXY_RETRY_MAX_S", 5.0)
 # Ingest answers 503 once Kafka has not acknowledged within INGEST_PUBLISH_TIMEOUT_S; wait past that.
 PROXY_POST_TIMEOUT_S = _float("SENTINEL_PROXY_POST_TIMEOUT_S", INGEST_PUBLISH_TIMEOUT_S + 5.0)
+# /metrics of a stdio proxy (0: none). Clients start one stdio proxy per configured server, so a
+# fixed default port would collide; the HTTP mode serves /metrics on its own port.
+PROXY_METRICS_PORT = _int("SENTINEL_PROXY_METRICS_PORT", 0)
+# A request with no outcome after this long is audited as `failed` (the relay itself imposes no
+# deadline: a late response still reaches the client, unaudited a second time). 0: never.
+PROXY_REQUEST_TIMEOUT_S = _float("SENTINEL_PROXY_REQUEST_TIMEOUT_S", 300.0)
+# Captured arguments and results are cut to this many bytes of JSON, so an event stays well inside
+# ingest's SENTINEL_INGEST_MAX_EVENT_BYTES.
+PROXY_CAPTURE_MAX_BYTES = _int("SENTINEL_PROXY_CAPTURE_MAX_BYTES", 16 * 1024)
+# HTTP mode: a client session with no request in flight for this long is closed with its upstream.
+PROXY_SESSION_IDLE_S = _float("SENTINEL_PROXY_SESSION_IDLE_S", 30 * 60.0)
+# Where the MCP servers the tests and the demo run (npm packages) are installed.
+MCP_PEERS_DIR = Path(_str("SENTINEL_MCP_PEERS_DIR", str(STACK_DIR / "mcp-peers")))

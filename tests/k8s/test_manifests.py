@@ -92,6 +92,11 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_PROXY_RETRY_MIN_S": "the proxy's retry backoff, set where the proxy runs",
     "SENTINEL_PROXY_RETRY_MAX_S": "the proxy's retry backoff, set where the proxy runs",
     "SENTINEL_PROXY_POST_TIMEOUT_S": "the proxy's POST /events timeout, set where the proxy runs",
+    "SENTINEL_MCP_PEERS_DIR": "where the tests and the demo install the MCP servers they run; not in the cluster",
+    "SENTINEL_PROXY_METRICS_PORT": "a stdio proxy's /metrics, on the proxy's host",
+    "SENTINEL_PROXY_REQUEST_TIMEOUT_S": "the proxy's audit timeout, set where the proxy runs",
+    "SENTINEL_PROXY_CAPTURE_MAX_BYTES": "the proxy's capture bound, set where the proxy runs",
+    "SENTINEL_PROXY_SESSION_IDLE_S": "the HTTP proxy's session idle timeout, set where the proxy runs",
 }
 
 # The runtime packages, what the image deploys (sentinel_local/ only runs the local services).
