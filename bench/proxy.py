@@ -425,6 +425,7 @@ def run(options: Options) -> dict[str, Any]:
     from bench.__main__ import machine_info
 
     started = time.monotonic()
+    machine = machine_info()
     if set(options.paths) & set(SENTINEL_PATHS):
         check_sentinel(options.sentinel_cmd)
     script = mcp_peers.server_everything()
@@ -458,8 +459,9 @@ def run(options: Options) -> dict[str, Any]:
             "mcp-proxy has no stdio -> stdio mode and is measured over HTTP only",
         ],
     }
+    machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return build_document(
-        machine=machine_info(),
+        machine=machine,
         config=config,
         measured=measured,
         duration_s=time.monotonic() - started,
