@@ -60,8 +60,10 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench import mcp_peers
+from bench.cpu import tree_cpu_s
 from bench.proxy_report import DIRECT, MCP_PROXY, SENTINEL, SENTINEL_URL, Measured, build_document
 from bench.report import target_lines
+from bench.rss import descendants
 from sentinel import settings
 
 TRANSPORTS = ("stdio", "http")
@@ -251,10 +253,12 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], name: str) -> No
 
 @dataclass(frozen=True)
 class Endpoints:
-    """How the client reaches each (transport, path): a stdio command or a Streamable HTTP URL."""
+    """How the client reaches each (transport, path): a stdio command or a Streamable HTTP URL, and
+    the pids of the processes that serve each HTTP path (whose trees hold the MCP server too)."""
 
     stdio: dict[str, list[str]]
     http: dict[str, str]
+    http_roots: dict[str, tuple[int, ...]]
 
 
 @contextlib.contextmanager
@@ -294,7 +298,16 @@ def serving(options: Options, script: Path) -> Iterator[tuple[Endpoints, Servers
             servers.start("sentinel-proxy-http", argv, port)
             http[SENTINEL] = f"http://127.0.0.1:{port}/mcp/{SERVER_NAME}"
             http[SENTINEL_URL] = f"http://127.0.0.1:{port}/mcp/{URL_SERVER_NAME}"
-        yield Endpoints(stdio=stdio, http=http), servers
+        pid = {name: process.pid for name, process in servers.processes.items()}
+        roots = {
+            DIRECT: (pid.get("server-everything-http"),),
+            MCP_PROXY: (pid.get(MCP_PROXY),),
+            SENTINEL: (pid.get("sentinel-proxy-http"),),
+            # The hop and the server's own HTTP behind it.
+            SENTINEL_URL: (pid.get("sentinel-proxy-http"), pid.get("server-everything-http")),
+        }
+        http_roots = {path: tuple(p for p in pids if p is not None) for path, pids in roots.items() if path in http}
+        yield Endpoints(stdio=stdio, http=http, http_roots=http_roots), servers
     finally:
         servers.stop()
 
@@ -320,6 +333,25 @@ async def call(client: ClientSession) -> None:
     result = await client.call_tool(TOOL, ARGUMENTS)
     if result.is_error:
         raise RuntimeError(f"{TOOL} answered with an error: {result.content}")
+
+
+def cpu_s(roots: Sequence[int]) -> float:
+    """CPU seconds used so far by the process trees under `roots`."""
+    return sum(sum(tree_cpu_s(root).values()) for root in roots)
+
+
+def children() -> set[int]:
+    """Pids of this process's children: a stdio session's server is the child it adds."""
+    me = os.getpid()
+    return {pid for pid in descendants(me) if pid != me and _parent(pid) == me}
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 async def sequential(client: ClientSession, calls: int) -> tuple[float, ...]:
@@ -365,7 +397,9 @@ async def measure(options: Options, endpoints: Endpoints, errors: list[str]) -> 
     with (LOG_DIR / "stdio-servers.log").open("w") as errlog:
         async with contextlib.AsyncExitStack() as stack:
             sessions: dict[tuple[str, str], ClientSession] = {}
+            roots: dict[tuple[str, str], tuple[int, ...]] = {}
             for transport, path in options.runs():
+                before = children()
                 try:
                     # No timeout scope around the entry: the session's task groups outlive it. Its
                     # requests time out on their own (CALL_TIMEOUT_S).
@@ -373,10 +407,14 @@ async def measure(options: Options, endpoints: Endpoints, errors: list[str]) -> 
                     with anyio.fail_after(batch_timeout_s):
                         await sequential(client, sizes.warmup)
                 except Exception as exc:  # noqa: BLE001 - one broken path must not lose the others' figures
-                    errors.append(f"{transport}/{path} session: {type(exc).__name__}: {exc}")
-                    log(f"{transport}/{path}: could not open a session: {exc!r}")
+                    errors.append(f"{transport}/{path} session: {describe(exc)}")
+                    log(f"{transport}/{path}: could not open a session: {describe(exc)}")
                     continue
                 sessions[(transport, path)] = client
+                if transport == "stdio":
+                    roots[(transport, path)] = tuple(children() - before)
+                else:
+                    roots[(transport, path)] = endpoints.http_roots[path]
                 log(f"{transport}/{path}: session open, {sizes.warmup} warm-up calls done")
             for round_no in range(1, sizes.rounds + 1):
                 for key in rotation(list(sessions), round_no):
@@ -384,21 +422,35 @@ async def measure(options: Options, endpoints: Endpoints, errors: list[str]) -> 
                     if key not in sessions:
                         continue
                     try:
+                        server_cpu, client_cpu = cpu_s(roots[key]), time.process_time()
                         with anyio.fail_after(batch_timeout_s):
                             latencies = await sequential(sessions[key], sizes.calls)
                             calls_per_s = await saturated(sessions[key], sizes.calls, sizes.concurrency)
+                        per_call = 1000.0 / (2 * sizes.calls)
+                        server_cpu_ms = (cpu_s(roots[key]) - server_cpu) * per_call
+                        client_cpu_ms = (time.process_time() - client_cpu) * per_call
                     except Exception as exc:  # noqa: BLE001 - as above
-                        errors.append(f"{transport}/{path} round {round_no}: {type(exc).__name__}: {exc}")
-                        log(f"{transport}/{path} round {round_no} failed: {exc!r}")
+                        errors.append(f"{transport}/{path} round {round_no}: {describe(exc)}")
+                        log(f"{transport}/{path} round {round_no} failed: {describe(exc)}")
                         del sessions[key]
                         continue
-                    measured.append(Measured(transport, path, round_no, latencies, calls_per_s))
+                    measured.append(
+                        Measured(transport, path, round_no, latencies, calls_per_s, server_cpu_ms, client_cpu_ms)
+                    )
                     ordered = sorted(latencies)
                     log(
                         f"round {round_no} {transport}/{path}: p50 {ordered[len(ordered) // 2] * 1000:.3f} ms, "
-                        f"{calls_per_s:,.0f} calls/s at {sizes.concurrency} in flight"
+                        f"{calls_per_s:,.0f} calls/s at {sizes.concurrency} in flight, CPU per call "
+                        f"{server_cpu_ms:.3f} ms proxy+server, {client_cpu_ms:.3f} ms client"
                     )
     return measured
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost errors of an exception group (what anyio's task groups raise), or the exception."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def ingest_reachable(url: str) -> bool:

@@ -1,12 +1,13 @@
 """The proxy benchmark's figures from its raw measurements: percentiles, added latency, calls/s,
-ratios and the targets. Pure functions over plain data (tests/bench/test_proxy_report.py).
+CPU per call, ratios and the targets. Pure functions over plain data (tests/bench/test_proxy_report.py).
 
 Latencies are in milliseconds rounded to the microsecond. A path's added latency is its percentile
 minus the direct path's percentile over the same transport: two independent sample sets cannot be
 paired call by call, and a percentile of differences would need exactly that. It is given pooled
 over every round (the headline) and round by round, each path against the direct path of the same
-round, so a reader sees how far the host's drift moved it. A figure not measured is null, and a
-target whose figure is null has `"met": null`.
+round, so a reader sees how far the host's drift moved it. CPU ms per call is the figure a busy
+host disturbs least: the time a path's processes ran, not how long they waited for a core. A
+figure not measured is null, and a target whose figure is null has `"met": null`.
 """
 
 from __future__ import annotations
@@ -72,13 +73,16 @@ TARGETS: tuple[Target, ...] = (
 
 @dataclass(frozen=True)
 class Measured:
-    """One path's measurements in one round: sequential call latencies and calls/s at saturation."""
+    """One path's measurements in one round: sequential call latencies, calls/s at saturation, and
+    CPU ms per call over both (of the path's proxy and server processes, and of the client)."""
 
     transport: str
     path: str
     round: int
     latencies_s: tuple[float, ...]
     calls_per_s: float | None
+    server_cpu_ms_per_call: float | None = None
+    client_cpu_ms_per_call: float | None = None
 
 
 def latency_ms(latencies_s: Sequence[float]) -> dict[str, float | int | None]:
@@ -114,13 +118,15 @@ def added_latency(path: dict[str, Any], direct: dict[str, Any]) -> dict[str, flo
     return {q: difference(path.get(q), direct.get(q)) for q in ("p50", "p99")}
 
 
-def median_or_none(values: Iterable[float | None]) -> float | None:
+def median_or_none(values: Iterable[float | None], digits: int = 1) -> float | None:
     present = [v for v in values if v is not None]
-    return round(statistics.median(present), 1) if present else None
+    return round(statistics.median(present), digits) if present else None
 
 
 def summarize(measured: Sequence[Measured]) -> dict[str, Any]:
-    """The figures of a run: latency, added latency, calls/s and ratios, per transport and path.
+    """The figures of a run: latency, added latency, calls/s, CPU per call and ratios, per transport
+    and path. CPU per call is the median over rounds; `server_side` is the path's proxy and the MCP
+    server it runs, and `server_side_added` that minus the direct path's server.
 
     Paths appear in the order they were first measured; a ratio or added latency whose sides were
     not both measured is left out.
@@ -133,6 +139,7 @@ def summarize(measured: Sequence[Measured]) -> dict[str, Any]:
     latency: dict[str, dict[str, Any]] = {}
     added: dict[str, dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, dict[str, Any]] = {}
     ratios: dict[str, dict[str, Any]] = {}
     for transport in transports:
         paths = [p for t, p in by_key if t == transport]
@@ -145,7 +152,18 @@ def summarize(measured: Sequence[Measured]) -> dict[str, Any]:
             }
             for p in paths
         }
+        cpu[transport] = {
+            p: {
+                "server_side": median_or_none([m.server_cpu_ms_per_call for m in by_key[(transport, p)]], 3),
+                "client": median_or_none([m.client_cpu_ms_per_call for m in by_key[(transport, p)]], 3),
+            }
+            for p in paths
+        }
         if DIRECT in paths:
+            direct_cpu = cpu[transport][DIRECT]["server_side"]
+            for p in paths:
+                if p != DIRECT:
+                    cpu[transport][p]["server_side_added"] = difference(cpu[transport][p]["server_side"], direct_cpu)
             direct_rounds = rounds[DIRECT]
             added[transport] = {}
             for p in paths:
@@ -172,8 +190,17 @@ def summarize(measured: Sequence[Measured]) -> dict[str, Any]:
                     if n in rounds[denominator]
                 ],
                 "p50_latency": ratio(latency[transport][numerator]["p50"], latency[transport][denominator]["p50"]),
+                "server_cpu_per_call": ratio(
+                    cpu[transport][numerator]["server_side"], cpu[transport][denominator]["server_side"]
+                ),
             }
-    return {"latency_ms": latency, "added_latency_ms": added, "calls_per_s": calls, "ratios": ratios}
+    return {
+        "latency_ms": latency,
+        "added_latency_ms": added,
+        "calls_per_s": calls,
+        "cpu_ms_per_call": cpu,
+        "ratios": ratios,
+    }
 
 
 def evaluate_targets(document: dict[str, Any], targets: Sequence[Target] = TARGETS) -> dict[str, dict[str, Any]]:

@@ -83,6 +83,9 @@ def test_a_short_real_run_prints_one_document_with_every_figure(capsys: pytest.C
         calls = document["calls_per_s"][transport][path]
         assert len(calls["rounds"]) == 2
         assert calls["median"] > 0
+        cpu = document["cpu_ms_per_call"][transport][path]
+        # CPU time is counted in ticks of 10 ms: a few calls may round down to none.
+        assert cpu["server_side"] >= 0 and cpu["client"] >= 0
     added = document["added_latency_ms"]["http"]["mcp-proxy"]
     assert isinstance(added["p50"], float) and isinstance(added["p99"], float)
     assert len(added["rounds"]) == 2

@@ -53,8 +53,8 @@ def _run() -> list[Measured]:
     out = []
     for n, slower in ((1, 0.0), (2, 1.0)):  # round 2's host is 1 ms slower on every path
         out += [
-            Measured("stdio", "direct", n, _ms(1 + slower, 1 + slower, 3 + slower), 1000.0),
-            Measured("stdio", "sentinel", n, _ms(1.2 + slower, 1.2 + slower, 3.5 + slower), 900.0),
+            Measured("stdio", "direct", n, _ms(1 + slower, 1 + slower, 3 + slower), 1000.0, 0.3, 0.4 + n / 10),
+            Measured("stdio", "sentinel", n, _ms(1.2 + slower, 1.2 + slower, 3.5 + slower), 900.0, 0.45, 0.5),
             Measured("http", "direct", n, _ms(5 + slower, 5 + slower, 9 + slower), 200.0),
             Measured("http", "mcp-proxy", n, _ms(3 + slower, 3 + slower, 6 + slower), 400.0 if n == 1 else 300.0),
             Measured("http", "sentinel", n, _ms(2 + slower, 2 + slower, 4 + slower), 600.0),
@@ -85,6 +85,20 @@ def test_summarize_gives_median_calls_per_s_and_ratios_of_medians_and_of_rounds(
     assert set(http) == {"sentinel/mcp-proxy", "sentinel/direct", "sentinel-url/direct", "mcp-proxy/direct"}
     # Over stdio there is no mcp-proxy: no ratio that needs it.
     assert set(figures["ratios"]["stdio"]) == {"sentinel/direct"}
+
+
+def test_summarize_gives_cpu_per_call_medians_and_what_a_path_adds_over_direct() -> None:
+    figures = summarize(_run())
+    stdio = figures["cpu_ms_per_call"]["stdio"]
+    assert stdio["direct"] == {"server_side": 0.3, "client": 0.55}  # median of 0.5 and 0.6
+    assert stdio["sentinel"] == {"server_side": 0.45, "client": 0.5, "server_side_added": 0.15}
+    assert figures["ratios"]["stdio"]["sentinel/direct"]["server_cpu_per_call"] == 1.5
+    # Not measured (the HTTP rounds above have no CPU figures): null, not zero.
+    assert figures["cpu_ms_per_call"]["http"]["mcp-proxy"] == {
+        "server_side": None,
+        "client": None,
+        "server_side_added": None,
+    }
 
 
 def test_summarize_without_a_direct_path_has_no_added_latency() -> None:
@@ -124,6 +138,7 @@ def test_build_document_has_stable_keys_and_is_json(errors: list[str]) -> None:
         "latency_ms",
         "added_latency_ms",
         "calls_per_s",
+        "cpu_ms_per_call",
         "ratios",
         "targets",
         "duration_s",
