@@ -25,6 +25,10 @@ http (Streamable HTTP)
                 proxy's alone. mcp-proxy and `sentinel` also swap the server's HTTP side for
                 stdio, and their "added" latency carries that difference too.
 
+Beside the wall-clock figures, each round records CPU ms per call of each path's processes (the
+proxy and the MCP server below it, from /proc) and of the client: the time they ran, which a busy
+host disturbs far less than the time they waited for a core.
+
 What is common to every path and so cancels out of the added latency and the ratios: the Python
 client's own cost per call (the SDK's session and transport, pydantic validation; at saturation the
 client shares the two cores with what it measures), and the server's work. mcp-proxy runs at
@@ -262,8 +266,9 @@ class Endpoints:
 
 
 @contextlib.contextmanager
-def serving(options: Options, script: Path) -> Iterator[tuple[Endpoints, Servers]]:
-    """Start the HTTP-facing servers the chosen paths need; yield where each path is reached."""
+def serving(options: Options, script: Path, errors: list[str]) -> Iterator[tuple[Endpoints, Servers]]:
+    """Start the HTTP-facing servers the chosen paths need; yield where each path is reached. A
+    server that does not start is recorded in `errors`, and its paths have no endpoint."""
     runs = options.runs()
     node = mcp_peers.node()
     server_stdio = [node, str(script), "stdio"]
@@ -275,29 +280,41 @@ def serving(options: Options, script: Path) -> Iterator[tuple[Endpoints, Servers
         elif transport == "stdio" and path == SENTINEL:
             stdio[path] = [*options.sentinel_cmd, "--name", SERVER_NAME, "--", *server_stdio]
     servers = Servers()
+
+    def start(name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> bool:
+        # A server that does not come up costs its own paths, not the run's other figures.
+        try:
+            servers.start(name, argv, port, env)
+        except (OSError, RuntimeError) as exc:
+            errors.append(f"{name}: {exc}")
+            log(f"{name} did not start: {exc}")
+            return False
+        return True
+
     try:
         http_paths = {p for t, p in runs if t == "http"}
         if http_paths & {DIRECT, SENTINEL_URL}:
             port = free_port()
-            servers.start("server-everything-http", [node, str(script), "streamableHttp"], port, {"PORT": str(port)})
-            http[DIRECT] = f"http://127.0.0.1:{port}/mcp"
+            if start("server-everything-http", [node, str(script), "streamableHttp"], port, {"PORT": str(port)}):
+                http[DIRECT] = f"http://127.0.0.1:{port}/mcp"
         if MCP_PROXY in http_paths:
             port = free_port()
             argv = [str(mcp_peers.mcp_proxy()), "--host", "127.0.0.1", "--port", str(port)]
-            servers.start(MCP_PROXY, [*argv, "--log-level", "WARNING", "--", *server_stdio], port)
-            http[MCP_PROXY] = f"http://127.0.0.1:{port}/mcp"
+            if start(MCP_PROXY, [*argv, "--log-level", "WARNING", "--", *server_stdio], port):
+                http[MCP_PROXY] = f"http://127.0.0.1:{port}/mcp"
         if http_paths & set(SENTINEL_PATHS):
             port = free_port()
             config = {"mcpServers": {SERVER_NAME: {"command": node, "args": [str(script), "stdio"]}}}
-            if SENTINEL_URL in http_paths:
+            if SENTINEL_URL in http_paths and DIRECT in http:
                 config["mcpServers"][URL_SERVER_NAME] = {"url": http[DIRECT]}
             config_path = LOG_DIR / "sentinel-proxy-config.json"
             LOG_DIR.mkdir(parents=True, exist_ok=True)
             config_path.write_text(json.dumps(config, indent=2))
             argv = [*options.sentinel_cmd, "--http", f"127.0.0.1:{port}", "--config", str(config_path)]
-            servers.start("sentinel-proxy-http", argv, port)
-            http[SENTINEL] = f"http://127.0.0.1:{port}/mcp/{SERVER_NAME}"
-            http[SENTINEL_URL] = f"http://127.0.0.1:{port}/mcp/{URL_SERVER_NAME}"
+            if start("sentinel-proxy-http", argv, port):
+                http[SENTINEL] = f"http://127.0.0.1:{port}/mcp/{SERVER_NAME}"
+                if URL_SERVER_NAME in config["mcpServers"]:
+                    http[SENTINEL_URL] = f"http://127.0.0.1:{port}/mcp/{URL_SERVER_NAME}"
         pid = {name: process.pid for name, process in servers.processes.items()}
         roots = {
             DIRECT: (pid.get("server-everything-http"),),
@@ -399,6 +416,8 @@ async def measure(options: Options, endpoints: Endpoints, errors: list[str]) -> 
             sessions: dict[tuple[str, str], ClientSession] = {}
             roots: dict[tuple[str, str], tuple[int, ...]] = {}
             for transport, path in options.runs():
+                if transport == "http" and path not in endpoints.http:
+                    continue  # its server did not start: already in errors
                 before = children()
                 try:
                     # No timeout scope around the entry: the session's task groups outlive it. Its
@@ -483,7 +502,7 @@ def run(options: Options) -> dict[str, Any]:
     script = mcp_peers.server_everything()
     errors: list[str] = []
     log(f"{options.mode} run: {options.sizes}, paths {[f'{t}/{p}' for t, p in options.runs()]}")
-    with serving(options, script) as (endpoints, servers):
+    with serving(options, script, errors) as (endpoints, servers):
         measured = anyio.run(measure, options, endpoints, errors)
         launched = {name: shlex.join(argv) for name, argv in servers.argv.items()}
     config = {
