@@ -31,7 +31,12 @@ host disturbs far less than the time they waited for a core.
 
 What is common to every path and so cancels out of the added latency and the ratios: the Python
 client's own cost per call (the SDK's session and transport, pydantic validation; at saturation the
-client shares the two cores with what it measures), and the server's work. mcp-proxy runs at
+client shares the two cores with what it measures), and the server's work. One exception, measured
+rather than assumed: against server-everything's own HTTP the SDK client closes its connection after
+each call's SSE response (a TIME-WAIT per call on the client's side; a handful through mcp-proxy),
+so direct HTTP pays a TCP connect per call and about twice the client CPU of mcp-proxy's path. That
+is why direct HTTP is slower here than HTTP -> proxy -> stdio, and why sentinel-url, whose own leg to
+the server pays the same connect, is the path that measures the hop. mcp-proxy runs at
 `--log-level WARNING`, so that a line per request does not handicap the baseline. The Sentinel
 proxy posts an audit event per call to SENTINEL_INGEST_URL as it is configured by the environment;
 the document records whether ingest answered, since with ingest down its events go to its spool.
@@ -527,6 +532,9 @@ def run(options: Options) -> dict[str, Any]:
             "the client's own cost per call is common to every path; at saturation it shares the cores",
             "over HTTP, mcp-proxy and sentinel reach the server over stdio, direct and sentinel-url over "
             "its own Streamable HTTP: sentinel-url's added latency is the proxy hop alone",
+            "the SDK client reconnects per call to server-everything's own HTTP (direct, and sentinel-url's "
+            "upstream leg), not through mcp-proxy: see cpu_ms_per_call.*.client",
+            "cpu_ms_per_call counts 10 ms ticks over 2 x calls per round: below ~0.05 ms it is coarse",
             "mcp-proxy has no stdio -> stdio mode and is measured over HTTP only",
         ],
     }
