@@ -87,6 +87,7 @@ SERVER_NAME = "everything"  # the server's name in the sentinel proxy's config a
 URL_SERVER_NAME = "everything-url"
 LOG_DIR = settings.STACK_DIR / "bench" / "proxy-logs"
 READY_TIMEOUT_S = 30.0
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 CALL_TIMEOUT_S = 30.0  # one request's; a hung path fails instead of hanging the run
 
 
@@ -534,7 +535,8 @@ def run(options: Options) -> dict[str, Any]:
             "its own Streamable HTTP: sentinel-url's added latency is the proxy hop alone",
             "the SDK client reconnects per call to server-everything's own HTTP (direct, and sentinel-url's "
             "upstream leg), not through mcp-proxy: see cpu_ms_per_call.*.client",
-            "cpu_ms_per_call counts 10 ms ticks over 2 x calls per round: below ~0.05 ms it is coarse",
+            f"cpu_ms_per_call resolves {1000 / TICKS_PER_S / (2 * options.sizes.calls):.3f} ms: "
+            "the kernel's CPU-time ticks spread over a round's 2 x calls",
             "mcp-proxy has no stdio -> stdio mode and is measured over HTTP only",
         ],
     }
