@@ -1,17 +1,17 @@
-"""Install and start the services and the pipeline; with --demo, send an event and print its trace."""
+"""Install and start the services and the pipeline; with --demo, an MCP call through the proxy and its trace."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 
 from sentinel_local import processes, stack
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--demo", action="store_true", help="send a demo event and print its trace")
+    parser.add_argument(
+        "--demo", action="store_true", help="call a tool of a real MCP server through the proxy and print the trace"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,18 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def demo() -> int:
-    """Post one event like the MCP proxy does and print its row and trace once they are stored."""
-    from sentinel.telemetry import setup_tracing
-    from sentinel_cli.commands.emit import flush_tracing
-    from sentinel_cli.commands.trace import print_trace
-    from sentinel_cli.emit import audit_event, emit
+    """A real MCP client's call through the proxy, then its row and trace (sentinel_cli.demo)."""
+    from sentinel_cli import demo as mcp_demo
 
-    setup_tracing("mcp-proxy")
-    event = audit_event(tool="demo_search", attributes={"demo": True})
-    result = emit([event])
-    print(f"\ndemo event {event['event_id']} -> HTTP {result.status} (trace {result.trace_id})")
-    if result.status != 202:
-        print(json.dumps(result.body), file=sys.stderr)
-        return 1
-    flush_tracing()
-    return print_trace(event["event_id"], wait_s=60.0)
+    return mcp_demo.run()

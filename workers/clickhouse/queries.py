@@ -34,6 +34,17 @@ def find_event(client: Client, event_id: str) -> EventRow | None:
     return EventRow(*rows[0]) if rows else None
 
 
+def find_events_by_trace(client: Client, trace_id: str) -> list[EventRow]:
+    """The rows of the events of one trace (an MCP call's events carry the call's trace)."""
+    rows = client.execute(
+        f"SELECT toString(event_id), trace_id, span_id, event_type, received_at, kafka_partition, kafka_offset,"
+        f" insert_trace_id, insert_span_id, payload FROM {QUALIFIED_EVENTS_TABLE} FINAL"
+        " WHERE trace_id = %(trace_id)s ORDER BY received_at",
+        {"trace_id": trace_id},
+    )
+    return [EventRow(*row) for row in rows]
+
+
 def count_events(client: Client, event_ids: list[str]) -> tuple[int, int]:
     """(distinct ids stored, rows read with FINAL) among `event_ids`; equal when nothing is duplicated."""
     if not event_ids:
