@@ -1,11 +1,10 @@
-"""`python -m bench.app_cost`: ingest's Flask app alone, CPU per single-event request, for each
-recorder of its server span (SENTINEL_INGEST_SERVER_SPAN), alternating.
+"""`python -m bench.app_cost`: ingest's Flask app alone, CPU per single-event request.
 
 No server, no Kafka: THREADS threads call the WSGI app as granian's blocking threads would, and the
 publisher sleeps as long as a Kafka acknowledgement takes, so the threads contend for the GIL as
 they do in ingest. Spans go through the real batch processor and OTLP exporter to the configured
 endpoint (Jaeger's, when the stack runs); OTEL_SDK_DISABLED=true measures the untraced app. Each
-configuration runs in a fresh process: the tracer provider and the instrumentation are process-wide.
+round runs in a fresh process: the tracer provider and the instrumentation are process-wide.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from werkzeug.test import EnvironBuilder
-
-from ingest_app.server_span import RECORDERS
 
 _EVENT = {"type": "tool_call", "server": "bench", "tool": "search", "status": "ok", "session_id": "s"}
 _BODY = json.dumps(_EVENT)
@@ -63,15 +60,15 @@ def _environ_factory(body: bytes) -> Callable[[], dict[str, Any]]:
     return environ
 
 
-def measure(recorder: str, threads: int, seconds: float, ack_s: float, events: int = 1) -> dict[str, float]:
-    """Run the app in this process with `recorder`, `events` per POST (one: a JSON object, more: an
+def measure(threads: int, seconds: float, ack_s: float, events: int = 1) -> dict[str, float]:
+    """Run the app in this process, `events` per POST (one: a JSON object, more: an
     array); CPU of the whole process (export thread too)."""
     from ingest_app import create_app
     from sentinel import semconv
     from sentinel.telemetry import setup_tracing
 
     setup_tracing(semconv.SERVICE_INGEST)
-    app = create_app({"SENTINEL_PUBLISHER": SleepingPublisher(ack_s), "SENTINEL_SERVER_SPAN": recorder})
+    app = create_app({"SENTINEL_PUBLISHER": SleepingPublisher(ack_s)})
     environ = _environ_factory((_BODY if events == 1 else json.dumps([_EVENT] * events)).encode())
     stop = time.monotonic() + seconds
     counts: list[int] = []
@@ -112,18 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ack-ms", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--events", type=int, default=1, help="events per POST (default 1)")
-    parser.add_argument("--one", choices=RECORDERS, help=argparse.SUPPRESS)  # a child process's run
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process's run
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.threads, args.seconds, args.ack_ms / 1000, args.events)))
+        print(json.dumps(measure(args.threads, args.seconds, args.ack_ms / 1000, args.events)))
         return 0
-    results: dict[str, list[dict[str, float]]] = {recorder: [] for recorder in RECORDERS}
+    results: list[dict[str, float]] = []
     for _ in range(args.rounds):
-        for recorder in RECORDERS:
-            child = [sys.executable, "-m", "bench.app_cost", "--one", recorder, "--threads", str(args.threads)]
-            child += ["--seconds", str(args.seconds), "--ack-ms", str(args.ack_ms), "--events", str(args.events)]
-            out = subprocess.run(child, check=True, capture_output=True, text=True, env=os.environ.copy())
-            results[recorder].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        child = [sys.executable, "-m", "bench.app_cost", "--one", "--threads", str(args.threads)]
+        child += ["--seconds", str(args.seconds), "--ack-ms", str(args.ack_ms), "--events", str(args.events)]
+        out = subprocess.run(child, check=True, capture_output=True, text=True, env=os.environ.copy())
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     summary = {"threads": args.threads, "ack_ms": args.ack_ms, "events_per_post": args.events, "rounds": results}
     print(json.dumps(summary, indent=2))
     return 0
