@@ -153,9 +153,12 @@ def event_trace_context(trace_fields: tuple[Any, Any] | None) -> Context | None:
         carrier[semconv.HEADER_TRACESTATE] = tracestate
     elif tracestate is not None:
         metrics.INGEST_MALFORMED_EVENT_TRACE_CONTEXT.inc()
-    # An empty context to start from: a traceparent the propagator cannot read leaves it empty,
-    # where the current one would hand back the request's own span.
-    extracted = propagate.extract(carrier, context=Context())
+    try:
+        # An empty context to start from: a traceparent the propagator cannot read leaves it
+        # empty, where the current one would hand back the request's own span.
+        extracted = propagate.extract(carrier, context=Context())
+    except Exception:  # noqa: BLE001 - a propagator (OTEL_PROPAGATORS) must not refuse the event
+        extracted = Context()
     if not trace.get_current_span(extracted).get_span_context().is_valid:
         metrics.INGEST_MALFORMED_EVENT_TRACE_CONTEXT.inc()
         return None

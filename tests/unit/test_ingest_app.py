@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 import pytest
 from flask.testing import FlaskClient
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -524,3 +526,34 @@ def test_a_failed_publish_marks_every_producer_span_failed(
     producers = _producers(spans)
     assert len(producers) == 2
     assert {s.status.status_code for s in producers} == {StatusCode.ERROR}
+
+
+class _RaisingPropagator(TextMapPropagator):
+    """A propagator (as OTEL_PROPAGATORS may name) that fails on an event's fields, and reads
+    nothing from the request's WSGI environ."""
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Any = None) -> Context:
+        if "traceparent" in carrier:
+            raise ValueError("unreadable")
+        return context if context is not None else Context()
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Any = None) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return {"traceparent"}
+
+
+def test_a_propagator_that_raises_on_an_events_field_does_not_refuse_the_event(
+    client: FlaskClient, publisher: FakePublisher
+) -> None:
+    found = propagate.get_global_textmap()
+    propagate.set_global_textmap(_RaisingPropagator())
+    try:
+        before = _malformed_counted()
+        assert _post(client, {"type": "a", "traceparent": EVENT_TRACEPARENT}).status_code == 202
+    finally:
+        propagate.set_global_textmap(found)
+    assert _malformed_counted() == before + 1
+    assert len(publisher.messages) == 1
