@@ -1,45 +1,30 @@
-"""POST /events's work, whoever serves the request: check the caller, read and validate the
-events, publish them to Kafka under a `send mcp.events` span and wait for Kafka's acknowledgement.
+"""POST /events's work, called by the Flask view in `routes`: check the caller, read and validate the
+events, publish them to Kafka under `send mcp.events` PRODUCER spans and wait for Kafka's
+acknowledgement. The view answers with the `Reply` returned here.
 
-Served on granian's event loop by `ingest_app.rsgi` (`accept_events_async`, the default), and in a
-thread by `ingest_app.events_endpoint` or the Flask view in `routes` (`accept_events`); all answer
-with the `Reply` returned here, from the same steps.
+Events that carry no trace context of their own share one span per request, a child of the
+request's server span. An event with a valid `traceparent` field (the MCP call it audits) gets a
+span of its own in that trace instead, linked to the server span, so its Kafka message continues
+the call's trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from flask import Request
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from ingest_app.auth import authorized
 from ingest_app.body import BodyError, parse_events
 from ingest_app.publisher import KafkaPublisher, OutgoingMessage, PublishUnavailable
-from sentinel import events, metrics, propagation, semconv
-from sentinel.telemetry import tracer
-
-# Bodies from this size on are checked on a thread by `accept_events_async` (a 100-event batch of the
-# benchmark is ~30 KB): parsing a 10,000-event batch on the loop would hold up every single event
-# waiting behind it (577 ms at p99 beside such a client, against 118 ms behind the WSGI server).
-OFFLOAD_BYTES = 64 * 1024
-
-
-class Incoming(NamedTuple):
-    """What POST /events reads of its request, with Werkzeug's meaning (Flask's `Request` gives
-    the same values)."""
-
-    authorization: str | None  # the Authorization header
-    content_type: str | None
-    content_length: int | None  # None when the body is streamed (chunked)
-    # The whole body; raises Werkzeug's RequestEntityTooLarge beyond MAX_CONTENT_LENGTH and
-    # ClientDisconnected for a body cut short.
-    read_body: Callable[[], bytes]
+from sentinel import events, metrics, propagation, semconv, telemetry
 
 
 class Reply(NamedTuple):
@@ -48,62 +33,43 @@ class Reply(NamedTuple):
     headers: Mapping[str, str] = MappingProxyType({})  # extra response headers
 
 
+class Prepared(NamedTuple):
+    """An event ready to publish."""
+
+    event_id: str
+    key: bytes | None  # the Kafka key: the event's session
+    value: bytes  # the event's JSON
+    # The event's own `traceparent` and `tracestate` fields as sent (any JSON value), when it has a
+    # traceparent field; None otherwise.
+    trace_fields: tuple[Any, Any] | None = None
+
+
 def _refuse(status: int, reason: str, rejected: int, /, **detail: Any) -> Reply:
     metrics.INGEST_REQUESTS.labels(str(status)).inc()
     metrics.INGEST_EVENTS_REJECTED.labels(reason).inc(max(rejected, 1))
     return Reply(status, {"error": reason, **detail})
 
 
-def accept_events(request: Incoming, config: Mapping[str, Any], publisher: KafkaPublisher) -> Reply:
+def accept_events(request: Request, config: Mapping[str, Any], publisher: KafkaPublisher) -> Reply:
     """The answer to one POST /events, waiting in this thread for Kafka's acknowledgement. Raises
-    what `request.read_body` raises (Werkzeug's HTTPException); the caller answers it."""
-    refusal = refuse_unauthorized(request.authorization, config)
+    what reading the body raises (Werkzeug's HTTPException: 413 beyond MAX_CONTENT_LENGTH, 400 for
+    a body cut short); Flask's error handlers answer it."""
+    refusal = refuse_unauthorized(request.headers.get("Authorization"), config)
     if refusal is not None:
         return refusal
     try:
-        body = request.read_body()
+        body = request.get_data(cache=False)
     except OSError:
         # The client stopped sending its body (the socket read timed out): free the thread.
         return _refuse(408, "body_timeout", 1, detail="the request body did not arrive in time")
     checked = check_events(body, request.content_length, request.content_type, config)
     if isinstance(checked, Reply):
         return checked
-    with publishing(checked, publisher.topic) as (span, messages):
+    with publishing(checked, publisher.topic) as (spans, messages):
         try:
             publisher.publish(messages)
         except PublishUnavailable as exc:
-            return unavailable(span, exc, len(checked), config)
-    return accepted(checked)
-
-
-async def accept_events_async(
-    authorization: str | None,
-    read_body: Callable[[], Awaitable[bytes]],
-    content_length: int | None,
-    content_type: str | None,
-    config: Mapping[str, Any],
-    publisher: KafkaPublisher,
-) -> Reply:
-    """`accept_events` on an event loop (`ingest_app.rsgi`): the same checks, spans and answers,
-    awaiting the body and Kafka's acknowledgement instead of blocking a thread on them. Raises what
-    `read_body` raises."""
-    refusal = refuse_unauthorized(authorization, config)
-    if refusal is not None:
-        return refusal
-    body = await read_body()
-    if len(body) < OFFLOAD_BYTES:
-        checked = check_events(body, content_length, content_type, config)
-    else:
-        # Parsing and checking a large body (~3 us per event) on the loop would hold every other
-        # request of the process; on a thread they share the GIL with it instead.
-        checked = await asyncio.to_thread(check_events, body, content_length, content_type, config)
-    if isinstance(checked, Reply):
-        return checked
-    with publishing(checked, publisher.topic) as (span, messages):
-        try:
-            await publisher.publish_async(messages)
-        except PublishUnavailable as exc:
-            return unavailable(span, exc, len(checked), config)
+            return unavailable(spans, exc, len(checked), config)
     return accepted(checked)
 
 
@@ -117,10 +83,6 @@ def refuse_unauthorized(authorization: str | None, config: Mapping[str, Any]) ->
         {"error": "unauthorized", "detail": "a valid bearer token is required"},
         {"WWW-Authenticate": 'Bearer realm="sentinel"'},
     )
-
-
-# An event ready to publish: its id, its Kafka key (the session) and its JSON.
-Prepared = tuple[str, bytes | None, bytes]
 
 
 def check_events(
@@ -169,50 +131,113 @@ def check_events(
                 detail=f"event is {len(value)} bytes; at most {max_bytes}",
             )
         session = event.get("session_id")
-        prepared.append((event_id, session.encode() if session else None, value))
+        trace_fields = None
+        if events.TRACEPARENT_FIELD in event:
+            trace_fields = (event[events.TRACEPARENT_FIELD], event.get(events.TRACESTATE_FIELD))
+        prepared.append(Prepared(event_id, session.encode() if session else None, value, trace_fields))
     return prepared
 
 
+def event_trace_context(trace_fields: tuple[Any, Any] | None) -> Context | None:
+    """The trace context an event carries in its own fields, read by the global propagator, or None
+    when it has none or its traceparent is malformed (counted). A tracestate that is not a string
+    is left out (counted) and the traceparent still used."""
+    if trace_fields is None:
+        return None
+    traceparent, tracestate = trace_fields
+    if type(traceparent) is not str:
+        metrics.INGEST_MALFORMED_EVENT_TRACE_CONTEXT.inc()
+        return None
+    carrier = {semconv.HEADER_TRACEPARENT: traceparent}
+    if type(tracestate) is str:
+        carrier[semconv.HEADER_TRACESTATE] = tracestate
+    elif tracestate is not None:
+        metrics.INGEST_MALFORMED_EVENT_TRACE_CONTEXT.inc()
+    try:
+        # An empty context to start from: a traceparent the propagator cannot read leaves it
+        # empty, where the current one would hand back the request's own span.
+        extracted = propagate.extract(carrier, context=Context())
+    except Exception:  # noqa: BLE001 - a propagator (OTEL_PROPAGATORS) must not refuse the event
+        extracted = Context()
+    if not trace.get_current_span(extracted).get_span_context().is_valid:
+        metrics.INGEST_MALFORMED_EVENT_TRACE_CONTEXT.inc()
+        return None
+    return extracted
+
+
+def _publish_attributes(topic: str) -> dict[str, Any]:
+    return {
+        semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
+        semconv.MESSAGING_OPERATION_NAME: "send",
+        semconv.MESSAGING_OPERATION_TYPE: "send",
+        semconv.MESSAGING_DESTINATION_NAME: topic,
+    }
+
+
 @contextmanager
-def publishing(prepared: list[Prepared], topic: str) -> Iterator[tuple[Span, list[OutgoingMessage]]]:
-    """The request's `send mcp.events` span, current while the caller publishes, and the messages
-    to publish, each carrying the span's context."""
-    # One PRODUCER span for the request's batch; every message carries its context, so each
-    # event's consume span in the bridge becomes its child.
-    publish_span = tracer().start_span(
-        semconv.SPAN_PUBLISH,
-        kind=SpanKind.PRODUCER,
-        attributes={
-            semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_KAFKA,
-            semconv.MESSAGING_OPERATION_NAME: "send",
-            semconv.MESSAGING_OPERATION_TYPE: "send",
-            semconv.MESSAGING_DESTINATION_NAME: topic,
-            semconv.MESSAGING_BATCH_MESSAGE_COUNT: len(prepared),
-        },
-    )
-    with trace.use_span(publish_span, end_on_exit=True) as span:
-        if len(prepared) == 1:
-            span.set_attribute(semconv.MESSAGING_MESSAGE_ID, prepared[0][0])
-        trace_headers: list[tuple[str, bytes]] = []
-        propagation.inject(trace_headers)
-        yield (
-            span,
-            [
-                OutgoingMessage(key, value, [*trace_headers, (semconv.HEADER_EVENT_ID, event_id.encode())])
-                for event_id, key, value in prepared
-            ],
+def publishing(prepared: list[Prepared], topic: str) -> Iterator[tuple[list[Span], list[OutgoingMessage]]]:
+    """The `send mcp.events` spans of the request, open while the caller publishes, and the
+    messages to publish, each carrying its span's context in its headers. An exception from the
+    caller's block marks every span failed and is raised again."""
+    tracer = telemetry.tracer()
+    request_context = context.get_current()
+    request_span = trace.get_current_span(request_context).get_span_context()
+    own_contexts = [event_trace_context(event.trace_fields) for event in prepared]
+    sharing = own_contexts.count(None)
+
+    spans: list[Span] = []
+    shared_headers: list[tuple[str, bytes]] = []
+    if sharing:
+        # One span for every event without a context of its own, a child of the server span.
+        attributes = _publish_attributes(topic)
+        attributes[semconv.MESSAGING_BATCH_MESSAGE_COUNT] = sharing
+        if sharing == 1:
+            attributes[semconv.MESSAGING_MESSAGE_ID] = next(
+                event.event_id for event, own in zip(prepared, own_contexts, strict=True) if own is None
+            )
+        shared = tracer.start_span(semconv.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes)
+        spans.append(shared)
+        propagation.inject(shared_headers, trace.set_span_in_context(shared, request_context))
+
+    links = [Link(request_span)] if request_span.is_valid else []
+    messages: list[OutgoingMessage] = []
+    for event, own in zip(prepared, own_contexts, strict=True):
+        headers = shared_headers
+        if own is not None:
+            attributes = _publish_attributes(topic)
+            attributes[semconv.MESSAGING_MESSAGE_ID] = event.event_id
+            span = tracer.start_span(
+                semconv.SPAN_PUBLISH, context=own, kind=SpanKind.PRODUCER, attributes=attributes, links=links
+            )
+            spans.append(span)
+            # The event's trace, with the request's baggage.
+            headers = []
+            propagation.inject(headers, trace.set_span_in_context(span, request_context))
+        messages.append(
+            OutgoingMessage(event.key, event.value, [*headers, (semconv.HEADER_EVENT_ID, event.event_id.encode())])
         )
+    try:
+        yield spans, messages
+    except Exception as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
-def unavailable(span: Span, exc: PublishUnavailable, count: int, config: Mapping[str, Any]) -> Reply:
-    """The 503 for events Kafka did not acknowledge; the publish span records why."""
-    span.set_status(Status(StatusCode.ERROR, str(exc)))
+def unavailable(spans: list[Span], exc: PublishUnavailable, count: int, config: Mapping[str, Any]) -> Reply:
+    """The 503 for events Kafka did not acknowledge; the publish spans record why."""
+    for span in spans:
+        span.set_status(Status(StatusCode.ERROR, str(exc)))
     metrics.INGEST_PRODUCE_ERRORS.inc()
     refused = _refuse(503, "kafka_unavailable", count, detail=str(exc))
-    return refused._replace(headers={"Retry-After": str(config["SENTINEL_RETRY_AFTER_S"])})
+    return Reply(refused.status, refused.payload, {"Retry-After": str(config["SENTINEL_RETRY_AFTER_S"])})
 
 
 def accepted(prepared: list[Prepared]) -> Reply:
     metrics.INGEST_REQUESTS.labels("202").inc()
     metrics.INGEST_EVENTS_ACCEPTED.inc(len(prepared))
-    return Reply(202, {"accepted": len(prepared), "event_ids": [p[0] for p in prepared]})
+    return Reply(202, {"accepted": len(prepared), "event_ids": [event.event_id for event in prepared]})

@@ -2,19 +2,17 @@
 
 One producer per process, shared by every request in flight. A background thread serves delivery
 reports; each request waits only for its own messages, so concurrent requests batch together in
-librdkafka (linger.ms) instead of flushing each other. A request waits in its thread (`publish`) or,
-on an event loop, for a future (`publish_async`). The producer is created lazily in the serving
-process: the server forks its workers, and librdkafka's threads do not survive a fork.
+librdkafka (linger.ms) instead of flushing each other; each waits in its own thread. The producer
+is created lazily in the serving process: the server forks its workers, and librdkafka's threads
+do not survive a fork.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -24,11 +22,6 @@ from sentinel import settings
 
 # Where `ingest_app.init_app` keeps the app's publisher (Flask's `app.extensions`).
 APP_EXTENSION = "sentinel.publisher"
-
-
-# Batches from this many messages on are produced on a thread by `publish_async` (accept.OFFLOAD_BYTES
-# says why).
-OFFLOAD_MESSAGES = 500
 
 
 class PublishUnavailable(RuntimeError):
@@ -101,63 +94,6 @@ class _Delivery:
         return self._done.acquire(timeout=timeout_s)
 
 
-class _AsyncDelivery:
-    """Delivery reports of one request served on an event loop. The report thread counts; once the
-    last report is in, the request joins `finished` (the publisher's list of the current poll), and
-    the report thread resolves the futures of a whole poll's requests with one wake-up of their loop.
-    """
-
-    __slots__ = ("delivered", "error", "expected", "finished", "future")
-
-    def __init__(self, future: asyncio.Future[None], finished: _Finished) -> None:
-        self.delivered = 0
-        self.expected: int | None = None
-        self.error: KafkaError | None = None
-        self.future = future
-        self.finished = finished
-
-    def __call__(self, err: KafkaError | None, _msg: object) -> None:
-        if err is not None and self.error is None:
-            self.error = err
-        self.delivered += 1
-        expected = self.expected
-        if expected is not None and self.delivered == expected:
-            self.finished.requests.append(self)
-
-    def expect(self, count: int) -> None:
-        """Called on the loop once every message is produced; the reports may all be in already."""
-        self.expected = count
-        if self.delivered >= count:
-            _resolve([self])
-
-
-class _Finished:
-    """Requests whose last report arrived in the current poll (only the report thread touches it)."""
-
-    __slots__ = ("requests",)
-
-    def __init__(self) -> None:
-        self.requests: list[_AsyncDelivery] = []
-
-    def wake_loops(self) -> None:
-        if not self.requests:
-            return
-        done, self.requests = self.requests, []
-        by_loop: defaultdict[asyncio.AbstractEventLoop, list[_AsyncDelivery]] = defaultdict(list)
-        for delivery in done:
-            by_loop[delivery.future.get_loop()].append(delivery)
-        for loop, deliveries in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop was closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, deliveries)
-
-
-def _resolve(deliveries: list[_AsyncDelivery]) -> None:
-    # On the loop. Both sides can see the last report (as in _Delivery): resolve once.
-    for delivery in deliveries:
-        if not delivery.future.done():
-            delivery.future.set_result(None)
-
-
 class KafkaPublisher:
     def __init__(
         self,
@@ -173,7 +109,6 @@ class KafkaPublisher:
         self._pid = 0 if producer is None else os.getpid()
         self._lock = threading.Lock()
         self._ready_until = 0.0
-        self._finished = _Finished()
 
     @property
     def producer(self) -> Producer:
@@ -182,20 +117,18 @@ class KafkaPublisher:
                 if self._producer is None or self._pid != os.getpid():
                     self._producer = Producer(producer_config(self.timeout_s))
                     self._pid = os.getpid()
-                    self._finished = _Finished()
                     threading.Thread(
                         target=self._serve_reports,
-                        args=(self._producer, self._finished),
+                        args=(self._producer,),
                         daemon=True,
                         name="kafka-delivery-reports",
                     ).start()
         return self._producer
 
     @staticmethod
-    def _serve_reports(producer: Producer, finished: _Finished) -> None:
+    def _serve_reports(producer: Producer) -> None:
         while True:
             producer.poll(0.1)
-            finished.wake_loops()
 
     def serve_reports(self, timeout_s: float) -> None:
         """Serve the producer's delivery reports once: what the report thread does in a loop."""
@@ -219,42 +152,18 @@ class KafkaPublisher:
         if delivery.error is not None:
             raise self._refused(delivery.error)
 
-    async def publish_async(self, messages: Sequence[OutgoingMessage]) -> None:
-        """`publish` for a caller on an event loop: awaits the acknowledgements, the loop serves
-        other requests meanwhile. Raises what `publish` raises."""
-        producer = self.producer
-        delivery = _AsyncDelivery(asyncio.get_running_loop().create_future(), self._finished)
-        deadline = time.monotonic() + self.timeout_s
-        if len(messages) < OFFLOAD_MESSAGES:
-            for message in messages:
-                while not self._produce(producer, message, delivery, deadline):
-                    await asyncio.sleep(0.01)
-        else:
-            # ~3 us per produce call: a large batch's on the loop would hold every other request.
-            await asyncio.to_thread(self._produce_all, producer, messages, delivery, deadline)
-        delivery.expect(len(messages))
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + 1.0):
-                await delivery.future
-        except TimeoutError:
-            raise self._unacknowledged(len(messages) - delivery.delivered) from None
-        if delivery.error is not None:
-            raise self._refused(delivery.error)
-
     def _produce_all(
         self,
         producer: Producer,
         messages: Sequence[OutgoingMessage],
-        on_delivery: _Delivery | _AsyncDelivery,
+        on_delivery: _Delivery,
         deadline: float,
     ) -> None:
         for message in messages:
             while not self._produce(producer, message, on_delivery, deadline):
                 time.sleep(0.01)
 
-    def _produce(
-        self, producer: Producer, message: OutgoingMessage, on_delivery: _Delivery | _AsyncDelivery, deadline: float
-    ) -> bool:
+    def _produce(self, producer: Producer, message: OutgoingMessage, on_delivery: _Delivery, deadline: float) -> bool:
         """Hand one message to librdkafka; False when its local queue is full (try again shortly:
         the report thread drains it)."""
         try:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, request
 
-from ingest_app.accept import Incoming, accept_events
-from ingest_app.events_endpoint import EVENTS_PATH
+from ingest_app.accept import accept_events
 from ingest_app.publisher import APP_EXTENSION, KafkaPublisher
 from sentinel import metrics
 
@@ -20,17 +18,10 @@ def _json(payload: Any, status: int, **headers: str) -> Response:
     return Response(orjson.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
-@bp.post(EVENTS_PATH)
+@bp.post("/events")
 def post_events() -> Response:
-    """POST /events through Flask: served so only when the OTel Flask instrumentation records the
-    server span (SENTINEL_INGEST_SERVER_SPAN); otherwise `events_endpoint` answers it first."""
-    incoming = Incoming(
-        request.headers.get("Authorization"),
-        request.content_type,
-        request.content_length,
-        partial(request.get_data, cache=False),
-    )
-    reply = accept_events(incoming, current_app.config, current_app.extensions[APP_EXTENSION])
+    """Accept a batch of audit events (one object, an array or NDJSON); 202 once Kafka has them."""
+    reply = accept_events(request, current_app.config, current_app.extensions[APP_EXTENSION])
     return _json(reply.payload, reply.status, **reply.headers)
 
 

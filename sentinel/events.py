@@ -27,6 +27,8 @@ _CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _OPTIONAL_STRINGS = ("session_id", "server", "method", "tool", "status")
+TRACEPARENT_FIELD = "traceparent"  # an event's own W3C trace context (the MCP call it audits)
+TRACESTATE_FIELD = "tracestate"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ INGEST_REQUESTS = Counter("sentinel_ingest_requests", "POST /events requests by 
 INGEST_EVENTS_ACCEPTED = Counter("sentinel_ingest_events_accepted", "Events acknowledged by Kafka")
 INGEST_EVENTS_REJECTED = Counter("sentinel_ingest_events_rejected", "Events refused, by reason", ["reason"])
 INGEST_PRODUCE_ERRORS = Counter("sentinel_ingest_produce_errors", "Kafka produce failures at ingest")
+INGEST_MALFORMED_EVENT_TRACE_CONTEXT = Counter(
+    "sentinel_ingest_malformed_event_trace_context",
+    "Accepted events whose own traceparent or tracestate field could not be read (traced under the request)",
+)
 
 # -- bridge --------------------------------------------------------------------------------------
 BRIDGE_CONSUMED = Counter("sentinel_bridge_messages_consumed", "Messages read from Kafka", ["partition"])

@@ -24,8 +24,8 @@ SERVICE_FLOWER = "sentinel-flower"
 SERVICE_PROXY = "sentinel-proxy"
 
 # -- HTTP server attributes ------------------------------------------------------------------------
-# The keys the OTel Flask instrumentation records by default (OTEL_SEMCONV_STABILITY_OPT_IN unset),
-# kept by ingest's own server span (ingest_app/server_span.py) so dashboards read either.
+# The keys the OTel Flask instrumentation records on ingest's server span by default
+# (OTEL_SEMCONV_STABILITY_OPT_IN unset).
 HTTP_METHOD = "http.method"
 HTTP_SERVER_NAME = "http.server_name"
 HTTP_SCHEME = "http.scheme"

@@ -100,17 +100,14 @@ KAFKA_COMPRESSION = _str("SENTINEL_KAFKA_COMPRESSION", "none")
 # (less CPU for Kafka per event).
 INGEST_KAFKA_LINGER_MS = _int("SENTINEL_INGEST_KAFKA_LINGER_MS", 5)
 
-# Ingest limits.
-# How granian runs the app in each process: "rsgi" (ingest_app/rsgi_app.py: POST /events on an event
-# loop) or "wsgi" (ingest_app/wsgi.py: every request on a thread of its own).
-INGEST_INTERFACE = _str("SENTINEL_INGEST_INTERFACE", "rsgi")
-# Server processes, and Python threads per process: with "wsgi" they run every request, which mostly
-# waits for Kafka's acknowledgement; with "rsgi" they run the requests Flask answers (POST /events
-# is the loop's). Concurrent requests share one producer whose batches (linger.ms) then carry
-# several requests' events. Locally each process is an app server of its own behind nginx
-# (ingest_app/server.py, upstreams); in k8s one granian runs them all.
+# Ingest's app server processes, and the Python threads in each that run requests (mostly waiting
+# for Kafka's acknowledgement). Concurrent requests share one producer whose batches (linger.ms) then
+# carry several requests' events. Locally each process is an app server of its own behind nginx
+# (ingest_app/server.py, upstreams); in k8s one server runs them all.
 INGEST_WORKERS = _int("SENTINEL_INGEST_WORKERS", 2)
 INGEST_THREADS = _int("SENTINEL_INGEST_THREADS", 16)
+
+# Ingest limits.
 INGEST_MAX_BODY_BYTES = _int("SENTINEL_INGEST_MAX_BODY_BYTES", 10 * 1024 * 1024)
 INGEST_MAX_EVENTS = _int("SENTINEL_INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_EVENT_BYTES = _int("SENTINEL_INGEST_MAX_EVENT_BYTES", 512 * 1024)
@@ -125,10 +122,6 @@ def parse_tokens(raw: str) -> tuple[bytes, ...]:
 
 
 INGEST_PUBLISH_TIMEOUT_S = _float("SENTINEL_INGEST_PUBLISH_TIMEOUT_S", 10.0)
-# Who records ingest's SERVER span: "hooks" (ingest_app/server_span.py, the same span for less CPU;
-# POST /events is then answered in front of Flask, by ingest_app/rsgi_app.py or events_endpoint.py) or
-# "flask-instrumentation" (the OTel Flask instrumentation, with POST /events served by Flask's view).
-INGEST_SERVER_SPAN = _str("SENTINEL_INGEST_SERVER_SPAN", "hooks")
 
 # Bridge consumers per `python -m workers.bridge`: processes in one consumer group, each owning some
 # of the topic's partitions. The bridge's loop is one Python thread, so one consumer can hold up

@@ -11,7 +11,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer
 
-from sentinel import semconv, settings
+from sentinel import events, semconv, settings
 from sentinel_cli.jaeger import JaegerClient, Span
 from tests.e2e.helpers import committed_offsets, group_reader, wait_until
 from workers.clickhouse.client import new_client
@@ -80,6 +80,31 @@ def test_event_trace_is_continuous_from_http_to_clickhouse() -> None:
         {semconv.MESSAGING_DESTINATION_PARTITION_ID: str(row.kafka_partition)},
     )
     assert any((trace_id, consume.span_id) in span.links for spans_ in found for span in spans_)
+
+
+def test_an_event_with_its_own_traceparent_lands_in_the_mcp_calls_trace() -> None:
+    request_trace, request_parent = f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}"
+    call_trace, call_span = f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}"
+    own = _event(**{events.TRACEPARENT_FIELD: f"00-{call_trace}-{call_span}-01"})
+    response = _post([own, _event()], {"traceparent": f"00-{request_trace}-{request_parent}-01"})
+    assert response.status_code == 202, response.text
+    own_id, other_id = response.json()["event_ids"]
+
+    client = new_client()
+    own_row = wait_until(lambda: find_event(client, own_id), timeout_s=60, what="the event's row")
+    other_row = wait_until(lambda: find_event(client, other_id), timeout_s=60, what="the other event's row")
+    # The row's trace is the one its Kafka message's headers carried.
+    assert own_row.trace_id == call_trace
+    assert other_row.trace_id == request_trace
+
+    jaeger = JaegerClient()
+    server = _only(jaeger.wait_for(request_trace, {semconv.SPAN_INGEST}, timeout_s=60), semconv.SPAN_INGEST)
+    spans = jaeger.wait_for(call_trace, {semconv.SPAN_PUBLISH, semconv.SPAN_CONSUME}, timeout_s=60)
+    publish = _only(spans, semconv.SPAN_PUBLISH)
+    consume = _only(spans, semconv.SPAN_CONSUME)
+    assert publish.parent_id == call_span and publish.service == semconv.SERVICE_INGEST
+    assert (request_trace, server.span_id) in publish.links
+    assert consume.parent_id == publish.span_id and consume.span_id == own_row.span_id
 
 
 def test_offset_is_committed_only_after_the_row_exists() -> None:

@@ -269,8 +269,7 @@ def test_ingest_runs_its_server_behind_an_nginx_sidecar_probed_through_it(
         assert "env" not in nginx and "envFrom" not in nginx, "nginx reads no environment; keep the tokens away"
 
         # The app server: started the way the local stack starts it, by ingest_app/server.py, which
-        # execs granian with the interface, bind, workers and graceful stop from settings (the RSGI
-        # app reads its threads from settings itself).
+        # execs granian with the bind, workers, threads and graceful stop from settings.
         assert ingest["command"] == ["python", "-m", "ingest_app.server"], ingest["command"]
         for setting, variable in (
             ("INGEST_UPSTREAM_PORT", "SENTINEL_INGEST_UPSTREAM_PORT"),
@@ -278,14 +277,14 @@ def test_ingest_runs_its_server_behind_an_nginx_sidecar_probed_through_it(
             ("INGEST_THREADS", "SENTINEL_INGEST_THREADS"),
         ):
             monkeypatch.setattr(settings, setting, int(configmap[variable]))
-        monkeypatch.setattr(settings, "INGEST_INTERFACE", configmap["SENTINEL_INGEST_INTERFACE"])
         argv = server.argv()
-        assert argv[1:3] == ["-m", "granian"] and argv[-1] == server.APPS[settings.INGEST_INTERFACE], argv
+        assert argv[1:3] == ["-m", "granian"] and argv[-1] == server.APP, argv
         for flag, value in (
-            ("--interface", configmap["SENTINEL_INGEST_INTERFACE"]),
+            ("--interface", "wsgi"),
             ("--host", "127.0.0.1"),
             ("--port", str(upstream)),
             ("--workers", configmap["SENTINEL_INGEST_WORKERS"]),
+            ("--blocking-threads", configmap["SENTINEL_INGEST_THREADS"]),
             ("--workers-kill-timeout", str(server.GRACEFUL_TIMEOUT_S)),
         ):
             assert argv[argv.index(flag) + 1] == value, f"k8s/{name}: granian {flag}: {argv}"

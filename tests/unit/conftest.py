@@ -30,9 +30,6 @@ class FakePublisher:
             raise PublishUnavailable("Kafka did not acknowledge 1 event(s) in 5s")
         self.batches.append(list(messages))
 
-    async def publish_async(self, messages: Sequence[OutgoingMessage]) -> None:
-        self.publish(messages)
-
     def ready(self) -> bool:
         return self.is_ready
 

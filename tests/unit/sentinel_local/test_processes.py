@@ -60,7 +60,7 @@ def test_the_local_upstreams_are_a_socket_per_worker_or_a_port_per_worker(
 ) -> None:
     monkeypatch.setattr(settings, "INGEST_WORKERS", 2)
     monkeypatch.setattr(settings, "INGEST_UPSTREAM_PORT", 18123)
-    assert server.upstreams(tmp_path) == [tmp_path / "granian-0.sock", tmp_path / "granian-1.sock"]
+    assert server.upstreams(tmp_path) == [tmp_path / "ingest-0.sock", tmp_path / "ingest-1.sock"]
     assert server.upstreams(None) == [18123, 18124]
     assert server.upstreams(None, 18500) == [18500, 18501]
     # A socket's path holds at most 107 bytes: a folder too deep for one gets ports instead.
@@ -70,10 +70,10 @@ def test_the_local_upstreams_are_a_socket_per_worker_or_a_port_per_worker(
 @pytest.mark.parametrize(
     ("upstreams", "servers"),
     [
-        ([Path("/srv/ingest/granian-0.sock")], "server unix:/srv/ingest/granian-0.sock;"),
+        ([Path("/srv/ingest/ingest-0.sock")], "server unix:/srv/ingest/ingest-0.sock;"),
         (
-            [Path("/srv/ingest/granian-0.sock"), Path("/srv/ingest/granian-1.sock")],
-            "server unix:/srv/ingest/granian-0.sock; server unix:/srv/ingest/granian-1.sock;",
+            [Path("/srv/ingest/ingest-0.sock"), Path("/srv/ingest/ingest-1.sock")],
+            "server unix:/srv/ingest/ingest-0.sock; server unix:/srv/ingest/ingest-1.sock;",
         ),
         ([8081, 8082], "server 127.0.0.1:8081; server 127.0.0.1:8082;"),
     ],
@@ -113,7 +113,7 @@ def test_a_stack_nginx_cannot_search_gets_a_folder_of_its_own_in_the_temporary_f
         folder = ingest.nginx_folder
         assert folder.parent == open_folder and folder.name.startswith("sentinel-ingest-")
         assert processes.searchable_by_others(folder)
-        sockets = [folder / f"granian-{i}.sock" for i in range(settings.INGEST_WORKERS)]
+        sockets = [folder / f"ingest-{i}.sock" for i in range(settings.INGEST_WORKERS)]
         assert ingest.upstreams == sockets
         assert _options(ingest.argv(), "--upstream-socket") == [str(path) for path in sockets]
         config = ingest.nginx_conf.read_text()
@@ -135,7 +135,7 @@ def test_a_searchable_stack_keeps_nginxs_files_and_the_socket_in_ingests_folder(
     ingest = processes.Ingest()
     ingest.prepare()
     assert ingest.nginx_folder == ingest.home == open_folder / "ingest"
-    sockets = [ingest.home / f"granian-{i}.sock" for i in range(settings.INGEST_WORKERS)]
+    sockets = [ingest.home / f"ingest-{i}.sock" for i in range(settings.INGEST_WORKERS)]
     assert ingest.upstreams == sockets
     assert _options(ingest.argv(), "--upstream-socket") == [str(path) for path in sockets]
     config = ingest.nginx_conf.read_text()
