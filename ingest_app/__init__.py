@@ -9,7 +9,6 @@ from flask import Flask, Response
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.exceptions import HTTPException
 
-from ingest_app.auth import parse_tokens
 from ingest_app.publisher import APP_EXTENSION, KafkaPublisher
 from sentinel import metrics, settings
 
@@ -24,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.INGEST_MAX_BODY_BYTES,
         SENTINEL_MAX_EVENTS=settings.INGEST_MAX_EVENTS,
         SENTINEL_MAX_EVENT_BYTES=settings.INGEST_MAX_EVENT_BYTES,
-        SENTINEL_TOKENS=parse_tokens(settings.INGEST_TOKENS),
+        SENTINEL_TOKENS=settings.parse_tokens(settings.INGEST_TOKENS),
         SENTINEL_RETRY_AFTER_S=5,
         SENTINEL_PUBLISHER=None,
     )

@@ -78,6 +78,3 @@ def test_many_threads_racing_reports_and_expect_always_finish() -> None:
         assert delivery.wait(5.0)
         reporter.join()
         assert delivery.delivered == 3
-
-
-MESSAGE = OutgoingMessage(b"session", b'{"type":"tool_call"}', [("event_id", b"e-1")])
