@@ -38,9 +38,7 @@ def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
     found = dict(headers)
     event_id, origin = found.get(semconv.HEADER_EVENT_ID), found.get(semconv.HEADER_ORIGIN)
     repeated = len(found) != len(headers)
-    # Built in C: the NamedTuple's own constructor is a Python call, once per message.
-    return tuple.__new__(
-        ScannedHeaders,
+    return ScannedHeaders(
         (
             (None, None, None)
             if repeated
@@ -48,11 +46,11 @@ def scan_headers(headers: list[tuple[str, bytes]] | None) -> ScannedHeaders:
                 found.get(semconv.HEADER_TRACEPARENT),
                 found.get(semconv.HEADER_TRACESTATE),
                 found.get(semconv.HEADER_BAGGAGE),
-            ),
-            event_id.decode("utf-8", "replace") if event_id else None,
-            origin.decode("utf-8", "replace") if origin else None,
-            repeated,
+            )
         ),
+        event_id.decode("utf-8", "replace") if event_id else None,
+        origin.decode("utf-8", "replace") if origin else None,
+        repeated,
     )
 
 

@@ -174,18 +174,14 @@ class Bridge:
                     continue
                 current.add(offset, event.event_id)
                 _, timestamp_ms = message.timestamp()
-                # Built in C: the NamedTuple's own constructor is a Python call, once per message.
-                chunk_event = tuple.__new__(
-                    ChunkEvent,
-                    (
-                        offset,
-                        event.event_id,
-                        current.traceparent,
-                        current.tracestate,
-                        event.event_type,
-                        timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
-                        event.payload,
-                    ),
+                chunk_event = ChunkEvent(
+                    offset,
+                    event.event_id,
+                    current.traceparent,
+                    current.tracestate,
+                    event.event_type,
+                    timestamp_ms if timestamp_ms > 0 else int(time.time() * 1000),
+                    event.payload,
                 )
                 opens = not chunker.is_open(partition)
                 closed = chunker.add(partition, chunk_event, now, len(value) + extra_bytes)

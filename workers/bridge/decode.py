@@ -68,8 +68,7 @@ def decode(
         event_id = str(header_id or uuid.uuid5(_ID_NAMESPACE, origin or f"{topic}-{partition}-{offset}"))
         # Spliced into the text rather than re-serialised: the rest stays byte for byte as sent.
         text = _with_event_id(text, event_id)
-    # Built in C: the NamedTuple's own constructor is a Python call, once per message.
-    return tuple.__new__(DecodedEvent, (event_id, event["type"], text))
+    return DecodedEvent(event_id, event["type"], text)
 
 
 def _with_event_id(text: str, event_id: str) -> str:
