@@ -23,7 +23,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from sentinel import settings
+from sentinel import semconv, settings
 from sentinel_cli.jaeger import JaegerClient, Span
 from sentinel_local import processes, stack
 from tests.integration import mcp_peers
@@ -118,10 +118,12 @@ def test_each_call_is_one_row_with_the_right_fields_and_one_trace(
     assert _one(rows, method="notifications/cancelled")["type"] == "mcp.notification"
     assert _one(rows, method="initialize")["type"] == "mcp.request"
 
-    # The trace: the test client's span -> the proxy's SERVER span -> its CLIENT span to the upstream.
+    # The trace: the test client's span -> the proxy's SERVER span -> its CLIENT span to the upstream,
+    # and beside it the event's way through ingest and the bridge.
     _export_client_spans(spans)
     trace_id, server_span_id = echo["traceparent"].split("-")[1:3]
-    tree = JaegerClient().wait_for(trace_id, {"tools/call echo", "MCP send tools/call echo"}, timeout_s=30)
+    expected = {"tools/call echo", "MCP send tools/call echo", semconv.SPAN_PUBLISH, semconv.SPAN_CONSUME}
+    tree = JaegerClient().wait_for(trace_id, expected, timeout_s=30)
     by_id = {span.span_id: span for span in tree}
     proxy_server = by_id[server_span_id]
     assert (proxy_server.name, proxy_server.service) == ("tools/call echo", "sentinel-proxy")
@@ -129,8 +131,14 @@ def test_each_call_is_one_row_with_the_right_fields_and_one_trace(
     assert proxy_server.tags["mcp.method.name"] == "tools/call"
     assert proxy_server.tags["gen_ai.tool.name"] == "echo"
     assert proxy_server.tags["mcp.session.id"] == echo["session_id"]
-    [proxy_client] = [s for s in tree if s.parent_id == server_span_id]
-    assert (proxy_client.name, proxy_client.tags["span.kind"]) == ("tools/call echo", "client")
+    children = {(s.name, s.service, s.tags["span.kind"]): s for s in tree if s.parent_id == server_span_id}
+    assert set(children) == {
+        ("tools/call echo", semconv.SERVICE_PROXY, "client"),
+        (semconv.SPAN_PUBLISH, semconv.SERVICE_INGEST, "producer"),
+    }, children
+    publish = children[(semconv.SPAN_PUBLISH, semconv.SERVICE_INGEST, "producer")]
+    [consume] = [s for s in tree if s.parent_id == publish.span_id]
+    assert (consume.name, consume.service) == (semconv.SPAN_CONSUME, semconv.SERVICE_BRIDGE)
     assert by_id[proxy_server.parent_id].name == "MCP send tools/call echo"
     _assert_one_tree(tree)
 
