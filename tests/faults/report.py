@@ -28,7 +28,10 @@ def row(figures: Figures, date: str) -> str:
     else:
         lost, duplicates = str(figures.lost), str(figures.duplicates)
         drain = f"{figures.drain_s:.1f} s" if figures.drain_s is not None else f"> {DRAIN_TIMEOUT_S:.0f} s"
-    result = " ".join(figures.result.split("\n", 1)[0].split()).replace("|", "/")
+    result = " ".join(figures.result.split("\n", 1)[0].split())
+    if figures.details:
+        result = f"{result} ({figures.details})"
+    result = result.replace("|", "/")
     result = result if len(result) <= 160 else result[:157] + "..."
     cells = [figures.fault, str(figures.sent), str(figures.accepted), lost, duplicates, drain, result]
     return "| " + " | ".join([*cells, str(figures.scale), date]) + " |"

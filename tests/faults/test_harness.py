@@ -52,3 +52,12 @@ def test_publish_replaces_only_the_rows_that_ran(tmp_path: Path) -> None:
     assert "| 10 |" in rows[1] and "FAIL: lost" in rows[1] and f"> {DRAIN_TIMEOUT_S:.0f} s" in rows[1]
     assert rows[2].startswith("| RabbitMQ restarted | 3000 | 3000 | 0 | 0 | 0.5 s | pass | 3000 |")
     assert text.startswith("# Reliability\n\nprose\n") and text.endswith("## Hostile input\n\nkept\n")
+
+
+def test_a_fault_s_own_figures_are_shown_beside_its_result(tmp_path: Path) -> None:
+    doc = tmp_path / "reliability.md"
+    figures = Figures("proxy SIGKILLed", 3000, sent=203, accepted=203, stored=203, drain_s=4.0, details="200 calls | 0")
+    publish([figures], doc)
+    [line] = [line for line in doc.read_text().splitlines() if line.startswith("| proxy")]
+    assert "| pass (200 calls / 0) | 3000 |" in line
+    assert figures.line().endswith("| 200 calls | 0")
