@@ -16,7 +16,7 @@ What a call waits for is only what the message needs: a request's spans (their c
 `_meta`) and its entry in the table of open requests. Everything else, the arguments' capture and
 masking, a response's size and outcome, ending the spans, the metrics and the audit event, is done
 once the message is handed to the other side's transport and that transport has had its turn to
-write it (`_forwarded`), while the peer is busy with it.
+write it (`_after_handover`), while the peer is busy with it.
 
 Outcomes that are not a response:
 - the upstream closes (exits, crashes): every request it had not answered is answered to the
@@ -30,6 +30,7 @@ Outcomes that are not a response:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -38,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, SessionMessage
 from mcp_types import (
     CONNECTION_CLOSED,
@@ -186,8 +186,7 @@ class Relay:
                 self._settle(answered, message)
             return False  # the other direction settles what is open
         if answered is not None:
-            await _forwarded()
-            self._settle(answered, message)
+            _after_handover(self._settle, answered, message)
         if unanswered is not None:
             # The upstream will not answer a cancelled request: end the client's response stream
             # the way the SDK's own servers do.
@@ -228,8 +227,7 @@ class Relay:
                 self._settle(answered, message)
             return False
         if answered is not None:
-            await _forwarded()
-            self._settle(answered, message)
+            _after_handover(self._settle, answered, message)
         return True
 
     async def upstream_gone(self, write: Any) -> None:
@@ -447,10 +445,15 @@ class Relay:
                         )
 
 
-async def _forwarded() -> None:
-    """Give the transport a message was just handed to its turn to write it (a stream hand-over does
-    not yield), uncancelled: what follows settles a request already answered."""
-    await anyio.lowlevel.cancel_shielded_checkpoint()
+def _after_handover(callback: Callable[..., None], *args: Any) -> None:
+    """Run `callback(*args)` right after the task a message was just handed to has had its turn.
+
+    A stream hand-over wakes the receiving task (the transport's writer) without yielding; the event
+    loop runs what is ready in order, so a callback scheduled now runs after that task's step (the
+    message written) and before this task's next, with no turn of the loop of its own. It runs even
+    if this task is cancelled meanwhile: it settles a request already answered.
+    """
+    asyncio.get_running_loop().call_soon(callback, *args)
 
 
 def _size(message: JSONRPCMessage) -> int:
