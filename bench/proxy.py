@@ -74,6 +74,7 @@ from bench.proxy_report import DIRECT, MCP_PROXY, SENTINEL, SENTINEL_URL, Measur
 from bench.report import target_lines
 from bench.rss import descendants
 from sentinel import settings
+from sentinel_local.stack import mcp_peers as peers
 
 TRANSPORTS = ("stdio", "http")
 PATHS = (DIRECT, MCP_PROXY, SENTINEL, SENTINEL_URL)
@@ -276,7 +277,7 @@ def serving(options: Options, script: Path, errors: list[str]) -> Iterator[tuple
     """Start the HTTP-facing servers the chosen paths need; yield where each path is reached. A
     server that does not start is recorded in `errors`, and its paths have no endpoint."""
     runs = options.runs()
-    node = mcp_peers.node()
+    node = peers.node()
     server_stdio = [node, str(script), "stdio"]
     stdio: dict[str, list[str]] = {}
     http: dict[str, str] = {}
@@ -487,9 +488,9 @@ def ingest_reachable(url: str) -> bool:
 
 
 def versions() -> dict[str, Any]:
-    node = subprocess.run([mcp_peers.node(), "--version"], capture_output=True, text=True, check=False)
+    node = subprocess.run([peers.node(), "--version"], capture_output=True, text=True, check=False)
     return {
-        "server_everything": mcp_peers.SERVER_EVERYTHING_VERSION,
+        "server_everything": peers.SERVER_EVERYTHING_VERSION,
         "node": node.stdout.strip(),
         "mcp_sdk_client": metadata.version("mcp"),
         "mcp_proxy": mcp_peers.mcp_proxy_versions(),
@@ -498,14 +499,14 @@ def versions() -> dict[str, Any]:
 
 def run(options: Options) -> dict[str, Any]:
     """Measure every chosen path and return the document. Raises SentinelProxyMissing when a
-    Sentinel path is chosen and its command does not run, mcp_peers.PeerMissing without node/npm."""
+    Sentinel path is chosen and its command does not run, peers.PeerError without node/npm."""
     from bench.__main__ import machine_info
 
     started = time.monotonic()
     machine = machine_info()
     if set(options.paths) & set(SENTINEL_PATHS):
         check_sentinel(options.sentinel_cmd)
-    script = mcp_peers.server_everything()
+    script = peers.server_everything()
     errors: list[str] = []
     log(f"{options.mode} run: {options.sizes}, paths {[f'{t}/{p}' for t, p in options.runs()]}")
     with serving(options, script, errors) as (endpoints, servers):
@@ -554,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from(build_parser().parse_args(argv))
     try:
         document = run(options)
-    except (SentinelProxyMissing, mcp_peers.PeerMissing) as exc:
+    except (SentinelProxyMissing, peers.PeerError) as exc:
         print(f"bench.proxy: {exc}", file=sys.stderr)
         return 2
     for line in target_lines(document["targets"]):

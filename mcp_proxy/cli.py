@@ -25,6 +25,12 @@ from sentinel.telemetry import setup_tracing
 
 log = logging.getLogger("mcp_proxy")
 
+# How long a thread may hold the GIL while another waits for it (Python's default is 5 ms). The
+# event loop's thread carries every call; the span exporter's and the emitter's threads encode
+# and post in bursts of pure Python, and at the default a call that arrives during a burst waits
+# up to 5 ms for each slice of it.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the server's name in audit events (stdio; default: from the command)")
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.http and args.config is None:
         print("sentinel proxy: --http needs --config FILE", file=sys.stderr)
         return 2
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     setup_tracing(semconv.SERVICE_PROXY)
     emitter = Emitter(EmitterConfig.from_settings())
     emitter.start()

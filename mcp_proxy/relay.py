@@ -12,6 +12,12 @@ On the side it notes each request, and when the request's outcome is known (its 
 error, a `notifications/cancelled` for its id, the upstream gone, or the audit timeout) it ends
 the request's spans, counts it, and hands one audit event to `submit`, which never blocks.
 
+What a call waits for is only what the message needs: a request's spans (their context goes into
+`_meta`) and its entry in the table of open requests. Everything else, the arguments' capture and
+masking, a response's size and outcome, ending the spans, the metrics and the audit event, is done
+once the message is handed to the other side's transport and that transport has had its turn to
+write it (`_after_handover`), while the peer is busy with it.
+
 Outcomes that are not a response:
 - the upstream closes (exits, crashes): every request it had not answered is answered to the
   client by the proxy with a JSON-RPC error (CONNECTION_CLOSED, as the SDK reports a closed
@@ -24,6 +30,7 @@ Outcomes that are not a response:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -99,6 +106,8 @@ class _Pending:
     unanswered: Callable[[], Awaitable[None]] | None = None
     progress_token: Any = None
     audited: bool = False
+    # The request's params as received, captured (by the policy) when the call is audited.
+    params: dict[str, Any] | None = None
 
 
 class Relay:
@@ -163,16 +172,21 @@ class Relay:
             return True
         message = item.message
         unanswered = None
+        answered = None
         if isinstance(message, JSONRPCRequest):
             self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
         elif isinstance(message, JSONRPCNotification):
             unanswered = self._notification(message, audit.CLIENT_TO_SERVER, self.from_client)
         else:
-            self._settle(self.from_server, message)
+            answered = self._answered(self.from_server, message)
         try:
             await write.send(SessionMessage(message, metadata=self._upstream_metadata))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if answered is not None:
+                self._settle(answered, message)
             return False  # the other direction settles what is open
+        if answered is not None:
+            _after_handover(self._settle, answered, message)
         if unanswered is not None:
             # The upstream will not answer a cancelled request: end the client's response stream
             # the way the SDK's own servers do.
@@ -197,8 +211,9 @@ class Relay:
             return True
         message = item.message
         metadata: ServerMessageMetadata | None = None
+        answered = None
         if isinstance(message, JSONRPCResponse | JSONRPCError):
-            self._settle(self.from_client, message)
+            answered = self._answered(self.from_client, message)
         elif isinstance(message, JSONRPCRequest):
             self._request(item, audit.SERVER_TO_CLIENT, self.from_server)
             metadata = self._related(message)
@@ -208,7 +223,11 @@ class Relay:
         try:
             await write.send(SessionMessage(message, metadata=metadata))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if answered is not None:
+                self._settle(answered, message)
             return False
+        if answered is not None:
+            _after_handover(self._settle, answered, message)
         return True
 
     async def upstream_gone(self, write: Any) -> None:
@@ -276,9 +295,6 @@ class Relay:
             changed = dict(params or {})
             changed["_meta"] = {**(meta or {}), **carrier}
             message.params = changed
-        arguments, cut = audit.capture(
-            audit.request_arguments(method, params), self.policy.arguments, self.policy.max_bytes
-        )
         traceparent, tracestate = tracing.server_context(spans)
         call = CallRecord(
             request_id=message.id,
@@ -288,8 +304,6 @@ class Relay:
             started_at=time.time(),
             started=time.monotonic(),
             request_bytes=size,
-            arguments=arguments,
-            arguments_truncated=cut,
             traceparent=traceparent,
             tracestate=tracestate,
         )
@@ -302,7 +316,7 @@ class Relay:
             self._finish(
                 previous, audit.error_outcome(0, "request id reused", 0, status=audit.STATUS_FAILED), ERROR_ID_REUSED
             )
-        table[message.id] = _Pending(call, spans, unanswered, token)
+        table[message.id] = _Pending(call, spans, unanswered, token, params=params)
 
     def _note_initialize(self, params: dict[str, Any]) -> None:
         info = params.get("clientInfo")
@@ -311,15 +325,23 @@ class Relay:
             self.session.client_version = _str_or_none(info.get("version"))
         self.session.protocol_version = _str_or_none(params.get("protocolVersion"))
 
-    def _settle(self, table: dict[Any, _Pending], message: JSONRPCMessage) -> None:
+    def _answered(self, table: dict[Any, _Pending], message: JSONRPCMessage) -> _Pending | None:
+        """Take the request a response or error answers off the open ones (None if unknown), before
+        the answer is passed on: once passed, the request must never be answered again (upstream_gone)."""
         assert isinstance(message, JSONRPCResponse | JSONRPCError)
         pending = table.pop(message.id, None)
         if pending is None:
-            return
+            return None
         if pending.progress_token is not None:
             self._progress.pop(pending.progress_token, None)
         if isinstance(message, JSONRPCResponse) and pending.call.method == "initialize":
+            # Before the client can send anything else upstream.
             self._note_negotiated(message.result)
+        return pending
+
+    def _settle(self, pending: _Pending, message: JSONRPCMessage) -> None:
+        """Audit the request `message` answered (`_answered`), unless the audit timeout already did."""
+        assert isinstance(message, JSONRPCResponse | JSONRPCError)
         if pending.audited:
             return  # a late response after the audit timeout: relayed, already audited
         size = _size(message)
@@ -398,6 +420,10 @@ class Relay:
         pending.audited = True
         call = pending.call
         duration = time.monotonic() - call.started
+        if pending.params is not None:
+            call.arguments, call.arguments_truncated = audit.capture(
+                audit.request_arguments(call.method, pending.params), self.policy.arguments, self.policy.max_bytes
+            )
         tracing.finish(pending.spans, error_type, outcome.error_message)
         label = call.method if call.method in _KNOWN_METHODS else "other"
         metrics.PROXY_CALLS.labels(self.session.server, label, outcome.status).inc()
@@ -417,6 +443,17 @@ class Relay:
                         self._finish(
                             pending, audit.error_outcome(0, message, 0, status=audit.STATUS_FAILED), ERROR_TIMEOUT
                         )
+
+
+def _after_handover(callback: Callable[..., None], *args: Any) -> None:
+    """Run `callback(*args)` right after the task a message was just handed to has had its turn.
+
+    A stream hand-over wakes the receiving task (the transport's writer) without yielding; the event
+    loop runs what is ready in order, so a callback scheduled now runs after that task's step (the
+    message written) and before this task's next, with no turn of the loop of its own. It runs even
+    if this task is cancelled meanwhile: it settles a request already answered.
+    """
+    asyncio.get_running_loop().call_soon(callback, *args)
 
 
 def _size(message: JSONRPCMessage) -> int:

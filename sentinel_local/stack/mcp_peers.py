@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from sentinel import settings
@@ -49,7 +50,8 @@ def server_everything(peers_dir: Path | None = None) -> Path:
         "--no-fund",
         f"{SERVER_EVERYTHING}@{SERVER_EVERYTHING_VERSION}",
     ]
-    print(f"installing an MCP peer: {' '.join(argv)}", flush=True)
+    # On stderr: the benchmark's stdout carries only its JSON document.
+    print(f"installing an MCP peer: {' '.join(argv)}", file=sys.stderr, flush=True)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0 or not script.exists():
         raise PeerError(f"npm install failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

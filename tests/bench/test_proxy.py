@@ -19,6 +19,7 @@ from bench.proxy import (
     options_from,
     rotation,
 )
+from sentinel_local.stack import mcp_peers as peers
 
 
 def test_options_default_to_every_path_and_transport_and_the_module_as_sentinel() -> None:
@@ -64,9 +65,9 @@ def test_a_missing_sentinel_proxy_is_named_with_what_to_run_instead(capsys: pyte
 
 def test_a_short_real_run_prints_one_document_with_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
     try:
-        mcp_peers.node()
-        mcp_peers.server_everything()
-    except mcp_peers.PeerMissing as exc:
+        peers.node()
+        peers.server_everything()
+    except peers.PeerError as exc:
         pytest.fail(f"this test runs server-everything on the machine's Node.js: {exc}")
     code = main(["--paths", "direct,mcp-proxy", "--calls", "5", "--rounds", "2", "--warmup", "2", "--concurrency", "3"])
     out = capsys.readouterr().out
