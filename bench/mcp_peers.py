@@ -19,6 +19,9 @@ from sentinel import settings
 MCP_PROXY = "mcp-proxy"
 MCP_PROXY_VERSION = "0.13.0"
 
+# The installers' output goes to this process's standard error by descriptor: stdout carries the
+# benchmark's JSON document, and sys.stderr may be a stream with no descriptor (pytest's capture).
+STDERR_FD = 2
 MCP_PROXY_VENV = settings.STACK_DIR / "bench" / "mcp-proxy-venv"
 
 
@@ -33,12 +36,12 @@ def mcp_proxy() -> Path:
         python = MCP_PROXY_VENV / "bin" / "python"
         if not python.exists():
             _say(f"creating a venv for {MCP_PROXY} at {MCP_PROXY_VENV}")
-            subprocess.run([sys.executable, "-m", "venv", str(MCP_PROXY_VENV)], check=True, stdout=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", str(MCP_PROXY_VENV)], check=True, stdout=STDERR_FD)
         _say(f"installing {MCP_PROXY}=={MCP_PROXY_VERSION} into {MCP_PROXY_VENV}")
         subprocess.run(
             [str(python), "-m", "pip", "install", "-q", f"{MCP_PROXY}=={MCP_PROXY_VERSION}"],
             check=True,
-            stdout=sys.stderr,
+            stdout=STDERR_FD,
         )
     return script
 
