@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -57,6 +56,7 @@ from sentinel_local import processes, stack
 from sentinel_local.stack.runner import port_open
 from tests.faults.harness import DRAIN_TIMEOUT_S, SCALE, Figures, child_pids
 from tests.integration import mcp_peers
+from tests.own_ingest import OwnIngest, free_port
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
@@ -80,39 +80,6 @@ ROWS_WINDOW_S = 3600
 # -- the test's own ingest --------------------------------------------------------------------
 
 
-class FaultIngest(processes.Ingest):
-    """A real ingest (nginx + granian, publishing to the pipeline's topic) on a port of the test's."""
-
-    name = "ingest-proxy-faults"
-
-    def __init__(self, parent: Path, port: int) -> None:
-        self.parent = parent
-        self._port = port
-
-    @property
-    def home(self) -> Path:  # type: ignore[override]
-        return self.parent / self.name
-
-    @property
-    def port(self) -> int:  # type: ignore[override]
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{settings.HOST}:{self._port}"
-
-    def env(self) -> dict[str, str]:
-        return processes.process_env(
-            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"), SENTINEL_INGEST_PORT=str(self.port)
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((settings.HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def carriers() -> None:
     """The pipeline's bridge and worker, which carry the test ingest's events to ClickHouse: started
@@ -125,11 +92,11 @@ def carriers() -> None:
 
 
 @pytest.fixture
-def ingest() -> Iterator[FaultIngest]:
+def ingest() -> Iterator[OwnIngest]:
     """Not started: each test starts and stops it as its fault needs."""
     parent = Path(tempfile.mkdtemp(prefix="sentinel-proxy-faults-", dir="/tmp"))
     parent.chmod(0o755)  # nginx's worker (nobody, when started as root) reaches its sockets here
-    own = FaultIngest(parent, free_port())
+    own = OwnIngest(parent, free_port(), "ingest-proxy-faults")
     try:
         yield own
     finally:
@@ -486,20 +453,20 @@ def recorded(results: list[Figures], fault: str) -> Iterator[None]:
 
 
 def test_ingest_stopped_for_60_s_during_the_mcp_calls(
-    carriers: None, ingest: FaultIngest, results: list[Figures], tmp_path: Path
+    carriers: None, ingest: OwnIngest, results: list[Figures], tmp_path: Path
 ) -> None:
     with recorded(results, OUTAGE_FAULT):
         _ingest_outage(ingest, results, tmp_path)
 
 
 def test_proxy_sigkilled_with_events_in_its_spool_then_restarted(
-    carriers: None, ingest: FaultIngest, results: list[Figures], tmp_path: Path
+    carriers: None, ingest: OwnIngest, results: list[Figures], tmp_path: Path
 ) -> None:
     with recorded(results, KILL_FAULT):
         _proxy_sigkill(ingest, results, tmp_path)
 
 
-def _ingest_outage(ingest: FaultIngest, results: list[Figures], tmp_path: Path) -> None:
+def _ingest_outage(ingest: OwnIngest, results: list[Figures], tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:8]
     server = f"faults-outage-{run}"
     calls = Calls(f"outage {run}")
@@ -587,7 +554,7 @@ def _ingest_outage(ingest: FaultIngest, results: list[Figures], tmp_path: Path) 
     record(results, figures, check, expected, failures)
 
 
-def _proxy_sigkill(ingest: FaultIngest, results: list[Figures], tmp_path: Path) -> None:
+def _proxy_sigkill(ingest: OwnIngest, results: list[Figures], tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:8]
     server = f"faults-sigkill-{run}"
     data_dir = tmp_path / "proxy-data"

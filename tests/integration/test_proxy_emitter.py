@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from mcp_proxy.emitter import Emitter, EmitterConfig
 from sentinel import settings
 from sentinel_cli.emit import audit_event
 from sentinel_local import processes
+from tests.own_ingest import OwnIngest, free_port
 from tests.stored_events import assert_all_stored
 
 pytestmark = pytest.mark.integration
@@ -68,41 +68,12 @@ def spooled() -> float:
     return counter("sentinel_proxy_events_spooled_total")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((settings.HOST, 0))
-        return probe.getsockname()[1]
-
-
-class OwnIngest(processes.Ingest):
-    """A real ingest (nginx + granian, publishing to the pipeline's topic) on a port of the test's."""
-
-    name = "ingest-emitter-test"
-
-    def __init__(self, parent: Path, port: int) -> None:
-        self.parent = parent
-        self._port = port
-
-    @property
-    def home(self) -> Path:  # type: ignore[override]
-        return self.parent / self.name
-
-    @property
-    def port(self) -> int:  # type: ignore[override]
-        return self._port
-
-    def env(self) -> dict[str, str]:
-        return processes.process_env(
-            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"), SENTINEL_INGEST_PORT=str(self.port)
-        )
-
-
 @pytest.fixture
 def own_ingest() -> Iterator[OwnIngest]:
     """Not started: the test starts it when ingest should 'come back'."""
     parent = Path(tempfile.mkdtemp(prefix="sentinel-emitter-", dir="/tmp"))
     parent.chmod(0o755)  # nginx's worker (nobody, when started as root) reaches its sockets here
-    ingest = OwnIngest(parent, free_port())
+    ingest = OwnIngest(parent, free_port(), "ingest-emitter-test")
     try:
         yield ingest
     finally:

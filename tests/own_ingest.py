@@ -1,0 +1,42 @@
+"""An ingest of a test's own: real nginx + granian, publishing to the pipeline's topic, on a free
+port of its own, so a test can stop and start it without touching the shared ingest."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from sentinel import settings
+from sentinel_local import processes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((settings.HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+class OwnIngest(processes.Ingest):
+    """Ingest as the local stack runs it, with its home under `parent` and its port `port`."""
+
+    def __init__(self, parent: Path, port: int, name: str) -> None:
+        self.parent = parent
+        self._port = port
+        self.name = name
+
+    @property
+    def home(self) -> Path:  # type: ignore[override]
+        return self.parent / self.name
+
+    @property
+    def port(self) -> int:  # type: ignore[override]
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{settings.HOST}:{self._port}"
+
+    def env(self) -> dict[str, str]:
+        return processes.process_env(
+            PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"), SENTINEL_INGEST_PORT=str(self.port)
+        )
