@@ -3,7 +3,11 @@ port of its own, so a test can stop and start it without touching the shared ing
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sentinel import settings
@@ -40,3 +44,16 @@ class OwnIngest(processes.Ingest):
         return processes.process_env(
             PROMETHEUS_MULTIPROC_DIR=str(self.home / "prometheus"), SENTINEL_INGEST_PORT=str(self.port)
         )
+
+
+@contextmanager
+def own_ingest(name: str) -> Iterator[OwnIngest]:
+    """An OwnIngest in a folder of its own, not started; stopped and removed afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix=f"sentinel-{name}-", dir="/tmp"))
+    parent.chmod(0o755)  # nginx's worker (nobody, when started as root) reaches its sockets here
+    ingest = OwnIngest(parent, free_port(), name)
+    try:
+        yield ingest
+    finally:
+        ingest.down()
+        shutil.rmtree(parent, ignore_errors=True)

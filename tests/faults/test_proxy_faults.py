@@ -29,9 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
@@ -56,7 +54,7 @@ from sentinel_local import processes, stack
 from sentinel_local.stack.runner import port_open
 from tests.faults.harness import DRAIN_TIMEOUT_S, SCALE, Figures, child_pids
 from tests.integration import mcp_peers
-from tests.own_ingest import OwnIngest, free_port
+from tests.own_ingest import OwnIngest, free_port, own_ingest
 from workers.clickhouse.client import new_client
 from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
@@ -94,14 +92,8 @@ def carriers() -> None:
 @pytest.fixture
 def ingest() -> Iterator[OwnIngest]:
     """Not started: each test starts and stops it as its fault needs."""
-    parent = Path(tempfile.mkdtemp(prefix="sentinel-proxy-faults-", dir="/tmp"))
-    parent.chmod(0o755)  # nginx's worker (nobody, when started as root) reaches its sockets here
-    own = OwnIngest(parent, free_port(), "ingest-proxy-faults")
-    try:
+    with own_ingest("ingest-proxy-faults") as own:
         yield own
-    finally:
-        own.down()
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 # -- the proxy's metrics ----------------------------------------------------------------------

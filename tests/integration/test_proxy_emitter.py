@@ -9,11 +9,9 @@ has spooled, so the shared ingest is never stopped.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from mcp_proxy.emitter import Emitter, EmitterConfig
 from sentinel import settings
 from sentinel_cli.emit import audit_event
 from sentinel_local import processes
-from tests.own_ingest import OwnIngest, free_port
+from tests.own_ingest import OwnIngest, free_port, own_ingest
 from tests.stored_events import assert_all_stored
 
 pytestmark = pytest.mark.integration
@@ -68,17 +66,11 @@ def spooled() -> float:
     return counter("sentinel_proxy_events_spooled_total")
 
 
-@pytest.fixture
-def own_ingest() -> Iterator[OwnIngest]:
+@pytest.fixture(name="own_ingest")
+def own_ingest_fixture() -> Iterator[OwnIngest]:
     """Not started: the test starts it when ingest should 'come back'."""
-    parent = Path(tempfile.mkdtemp(prefix="sentinel-emitter-", dir="/tmp"))
-    parent.chmod(0o755)  # nginx's worker (nobody, when started as root) reaches its sockets here
-    ingest = OwnIngest(parent, free_port(), "ingest-emitter-test")
-    try:
+    with own_ingest("ingest-emitter-test") as ingest:
         yield ingest
-    finally:
-        ingest.down()
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_every_event_reaches_clickhouse_exactly_once(pipeline: None, tmp_path: Path) -> None:
