@@ -35,6 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mcp_proxy import audit
 from mcp_proxy.audit import SessionInfo
 from mcp_proxy.relay import Submit
+from mcp_proxy.sdk_side import SdkSide
 from mcp_proxy.session import ProxyOptions, serve
 from mcp_proxy.upstream import Upstream
 from sentinel import metrics, settings
@@ -94,11 +95,11 @@ class ServerEndpoint:
         self, transport: StreamableHTTPServerTransport, session: SessionInfo, *, task_status: TaskStatus[None]
     ) -> None:
         try:
-            async with transport.connect() as client:
+            async with transport.connect() as (read, write):
                 task_status.started()
                 idle = transport.idle_scope or anyio.CancelScope()
                 with idle:
-                    await serve(client, self.upstream, session, self.options, self.submit)
+                    await serve(SdkSide(read, write), self.upstream, session, self.options, self.submit)
         finally:
             await self._discard(transport)
 

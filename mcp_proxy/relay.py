@@ -1,12 +1,13 @@
 """The relay: every JSON-RPC message of one MCP session, passed between client and upstream.
 
-It works on the SDK's transport streams (`SessionMessage`s), below any session or server layer,
-so it needs no handler per method: requests, notifications, responses and errors pass in both
-directions whatever they are, server-initiated requests (sampling, elicitation, roots, ping)
-included. A message is passed on as it came; the one change is the trace context that requests
-carry under `params._meta` (tracing.py). "As it came" is JSON-RPC content: the transports parse
-each message and write it again (`exclude_unset`), so whitespace may differ, and a line or body
-that is not JSON-RPC at all stops at the transport that read it (the SDK's transports do the same).
+It works on two sides (side.py), below any session or server layer, so it needs no handler per
+method: requests, notifications, responses and errors pass in both directions whatever they are,
+server-initiated requests (sampling, elicitation, roots, ping) included. A message is passed on as
+it came; the one change is the trace context that requests carry under `params._meta`
+(tracing.py). Over stdio "as it came" is byte for byte (lines.py); over HTTP it is JSON-RPC
+content, as the SDK's transports write it. A line from the client that is not one JSON-RPC message
+is answered with a JSON-RPC error (parse error or invalid request) and goes no further; one from
+the upstream is dropped with a warning, as the SDK's transports drop it.
 
 On the side it notes each request, and when the request's outcome is known (its response or
 error, a `notifications/cancelled` for its id, the upstream gone, or the audit timeout) it ends
@@ -15,8 +16,8 @@ the request's spans, counts it, and hands one audit event to `submit`, which nev
 What a call waits for is only what the message needs: a request's spans (their context goes into
 `_meta`) and its entry in the table of open requests. Everything else, the arguments' capture and
 masking, a response's size and outcome, ending the spans, the metrics and the audit event, is done
-once the message is handed to the other side's transport and that transport has had its turn to
-write it (`_after_handover`), while the peer is busy with it.
+once the message is handed to the other side and that side has had its turn to write it
+(`_after_handover`), while the peer is busy with it.
 
 Outcomes that are not a response:
 - the upstream closes (exits, crashes): every request it had not answered is answered to the
@@ -34,26 +35,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from mcp.shared.message import ClientMessageMetadata, ServerMessageMetadata, SessionMessage
-from mcp_types import (
-    CONNECTION_CLOSED,
-    ErrorData,
-    JSONRPCError,
-    JSONRPCMessage,
-    JSONRPCNotification,
-    JSONRPCRequest,
-    JSONRPCResponse,
-    jsonrpc_message_adapter,
-)
-from starlette.requests import Request
 
-from mcp_proxy import audit, tracing
+from mcp_proxy import audit, jsonrpc, tracing
 from mcp_proxy.audit import CallRecord, CapturePolicy, Outcome, SessionInfo
+from mcp_proxy.jsonrpc import CONNECTION_CLOSED, NotJsonRpc
+from mcp_proxy.side import Received, Side
 from sentinel import metrics, semconv
 
 log = logging.getLogger(__name__)
@@ -68,7 +59,8 @@ ERROR_UPSTREAM_UNAVAILABLE = "upstream_unavailable"
 ERROR_CLIENT_CLOSED = "client_closed"
 ERROR_TIMEOUT = "timeout"
 ERROR_ID_REUSED = "id_reused"
-_PROTOCOL_VERSION_HEADER = "mcp-protocol-version"
+_SENT_ON_FAILURE = (anyio.BrokenResourceError, anyio.ClosedResourceError)
+
 # Methods counted under their own name in metrics; anything else is "other" (labels stay bounded).
 _KNOWN_METHODS = frozenset(
     {
@@ -101,9 +93,7 @@ _KNOWN_METHODS = frozenset(
 class _Pending:
     call: CallRecord
     spans: tracing.CallSpans
-    # The HTTP server transport's hook that ends a request's response stream when it will get no
-    # response (a cancelled request); None over stdio.
-    unanswered: Callable[[], Awaitable[None]] | None = None
+    unanswered: Callable[[], Awaitable[None]] | None = None  # side.Received.unanswered
     progress_token: Any = None
     audited: bool = False
     # The request's params as received, captured (by the policy) when the call is audited.
@@ -111,82 +101,64 @@ class _Pending:
 
 
 class Relay:
-    """Relays one session. Not thread-safe; one instance per client session.
+    """Relays one session. Not thread-safe; one instance per client session."""
 
-    `upstream_http` says whether the upstream is a Streamable HTTP server, whose client transport
-    wants the negotiated protocol version stamped on each message (the MCP-Protocol-Version header).
-    """
-
-    def __init__(
-        self,
-        session: SessionInfo,
-        policy: CapturePolicy,
-        submit: Submit,
-        *,
-        timeout_s: float = 0.0,
-        upstream_http: bool = False,
-    ) -> None:
+    def __init__(self, session: SessionInfo, policy: CapturePolicy, submit: Submit, *, timeout_s: float = 0.0) -> None:
         self.session = session
         self.policy = policy
         self.submit = submit
         self.timeout_s = timeout_s
-        self.upstream_http = upstream_http
         self.from_client: dict[Any, _Pending] = {}
         self.from_server: dict[Any, _Pending] = {}
         self._progress: dict[Any, Any] = {}  # progress token -> the client request it reports on
-        self._upstream_metadata: ClientMessageMetadata | None = None
 
-    async def run(
-        self,
-        client: tuple[Any, Any],
-        upstream: tuple[Any, Any],
-    ) -> None:
-        """Relay until either side closes. `client` and `upstream` are (read, write) stream pairs
-        of a transport; on return every request seen has been audited."""
-        client_read, client_write = client
-        upstream_read, upstream_write = upstream
+    async def run(self, client: Side, upstream: Side) -> None:
+        """Relay until either side closes; on return every request seen has been audited."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._client_to_upstream, client_read, upstream_write, tg.cancel_scope)
-            tg.start_soon(self._upstream_to_client, upstream_read, client_write, tg.cancel_scope)
+            tg.start_soon(self._client_to_upstream, client, upstream, tg.cancel_scope)
+            tg.start_soon(self._upstream_to_client, upstream, client, tg.cancel_scope)
             if self.timeout_s > 0:
                 tg.start_soon(self._sweep)
 
     # -- client -> upstream ----------------------------------------------------------------------
 
-    async def _client_to_upstream(self, read: Any, write: Any, scope: anyio.CancelScope) -> None:
+    async def _client_to_upstream(self, client: Side, upstream: Side, scope: anyio.CancelScope) -> None:
         # A transport may close the stream it hands over (a deleted HTTP session) rather than end it.
         with contextlib.suppress(anyio.ClosedResourceError):
-            async with read:
-                async for item in read:
-                    if not await self._pass_from_client(item, write):
-                        break
+            async for item in client.receive():
+                if not await self._pass_from_client(item, client, upstream):
+                    break
         self._fail_all(self.from_client, ERROR_CLIENT_CLOSED, CLIENT_CLOSED)
         self._fail_all(self.from_server, ERROR_CLIENT_CLOSED, CLIENT_CLOSED)
         scope.cancel()
 
-    async def _pass_from_client(self, item: SessionMessage | Exception, write: Any) -> bool:
+    async def _pass_from_client(self, item: Received | NotJsonRpc, client: Side, upstream: Side) -> bool:
         """Note and pass on one message from the client; False once the upstream is gone."""
-        if isinstance(item, Exception):
-            # The transport could not parse a line or body; it has told the client where it could.
-            log.warning("unreadable message from the client: %s", item)
+        if isinstance(item, NotJsonRpc):
+            log.warning("a message from the client that is not JSON-RPC was answered with an error: %s", item)
+            with contextlib.suppress(*_SENT_ON_FAILURE):
+                await client.send(jsonrpc.error(item.request_id, item.code, item.reason))
             return True
         message = item.message
+        kind = jsonrpc.kind_of(message)
+        raw = item.raw
         unanswered = None
         answered = None
-        if isinstance(message, JSONRPCRequest):
-            self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
-        elif isinstance(message, JSONRPCNotification):
-            unanswered = self._notification(message, audit.CLIENT_TO_SERVER, self.from_client)
+        if kind == "request":
+            if self._request(item, audit.CLIENT_TO_SERVER, self.from_client):
+                raw = None  # written again, with the trace context
+        elif kind == "notification":
+            unanswered = self._notification(item, audit.CLIENT_TO_SERVER, self.from_client)
         else:
-            answered = self._answered(self.from_server, message)
+            answered = self._answered(self.from_server, message, upstream)
         try:
-            await write.send(SessionMessage(message, metadata=self._upstream_metadata))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await upstream.send(message, raw=raw)
+        except _SENT_ON_FAILURE:
             if answered is not None:
-                self._settle(answered, message)
+                self._settle(answered, item)
             return False  # the other direction settles what is open
         if answered is not None:
-            _after_handover(self._settle, answered, message)
+            _after_handover(self._settle, answered, item)
         if unanswered is not None:
             # The upstream will not answer a cancelled request: end the client's response stream
             # the way the SDK's own servers do.
@@ -195,50 +167,48 @@ class Relay:
 
     # -- upstream -> client ----------------------------------------------------------------------
 
-    async def _upstream_to_client(self, read: Any, write: Any, scope: anyio.CancelScope) -> None:
+    async def _upstream_to_client(self, upstream: Side, client: Side, scope: anyio.CancelScope) -> None:
         with contextlib.suppress(anyio.ClosedResourceError):
-            async with read:
-                async for item in read:
-                    if not await self._pass_from_upstream(item, write):
-                        break
-        await self.upstream_gone(write)
+            async for item in upstream.receive():
+                if not await self._pass_from_upstream(item, client, upstream):
+                    break
+        await self.upstream_gone(client)
         scope.cancel()
 
-    async def _pass_from_upstream(self, item: SessionMessage | Exception, write: Any) -> bool:
+    async def _pass_from_upstream(self, item: Received | NotJsonRpc, client: Side, upstream: Side) -> bool:
         """Note and pass on one message from the upstream; False once the client is gone."""
-        if isinstance(item, Exception):
-            log.warning("unreadable message from the upstream: %s", item)
+        if isinstance(item, NotJsonRpc):
+            log.warning("a line from the upstream that is not JSON-RPC was dropped: %s", item)
             return True
         message = item.message
-        metadata: ServerMessageMetadata | None = None
+        kind = jsonrpc.kind_of(message)
+        raw = item.raw
+        related = None
         answered = None
-        if isinstance(message, JSONRPCResponse | JSONRPCError):
-            answered = self._answered(self.from_client, message)
-        elif isinstance(message, JSONRPCRequest):
-            self._request(item, audit.SERVER_TO_CLIENT, self.from_server)
-            metadata = self._related(message)
+        if kind == "response" or kind == "error":
+            answered = self._answered(self.from_client, message, upstream)
         else:
-            self._notification(message, audit.SERVER_TO_CLIENT, self.from_server)
-            metadata = self._related(message)
+            if kind == "request" and self._request(item, audit.SERVER_TO_CLIENT, self.from_server):
+                raw = None
+            elif kind == "notification":
+                self._notification(item, audit.SERVER_TO_CLIENT, self.from_server)
+            related = self._related(message)
         try:
-            await write.send(SessionMessage(message, metadata=metadata))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await client.send(message, raw=raw, related_request_id=related)
+        except _SENT_ON_FAILURE:
             if answered is not None:
-                self._settle(answered, message)
+                self._settle(answered, item)
             return False
         if answered is not None:
-            _after_handover(self._settle, answered, message)
+            _after_handover(self._settle, answered, item)
         return True
 
-    async def upstream_gone(self, write: Any) -> None:
+    async def upstream_gone(self, client: Side) -> None:
         """Answer what the upstream left unanswered, so no client waits on a server that is gone
-        (a no-op once done). `write` is the client transport's write stream."""
+        (a no-op once done)."""
         for request_id, pending in list(self.from_client.items()):
-            error = JSONRPCError(
-                jsonrpc="2.0", id=request_id, error=ErrorData(code=CONNECTION_CLOSED, message=UPSTREAM_CLOSED)
-            )
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await write.send(SessionMessage(error))
+            with contextlib.suppress(*_SENT_ON_FAILURE):
+                await client.send(jsonrpc.error(request_id, CONNECTION_CLOSED, UPSTREAM_CLOSED))
             self.from_client.pop(request_id, None)
             if not pending.audited:
                 self._finish(
@@ -248,75 +218,68 @@ class Relay:
                 )
         self._fail_all(self.from_server, ERROR_UPSTREAM_CLOSED, UPSTREAM_CLOSED)
 
-    async def refuse(self, client: tuple[Any, Any], reason: str) -> None:
+    async def refuse(self, client: Side, reason: str) -> None:
         """Answer every request of the client with a JSON-RPC error saying `reason` (and audit it
         `failed`) until the client closes: what a client sees when its upstream cannot be started,
         instead of a connection that just ends."""
-        read, write = client
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            async with read:
-                async for item in read:
-                    if isinstance(item, Exception) or not isinstance(item.message, JSONRPCRequest):
-                        continue
-                    self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
-                    pending = self.from_client.pop(item.message.id)
-                    error = ErrorData(code=CONNECTION_CLOSED, message=reason)
-                    await write.send(SessionMessage(JSONRPCError(jsonrpc="2.0", id=item.message.id, error=error)))
-                    outcome = audit.error_outcome(CONNECTION_CLOSED, reason, 0, status=audit.STATUS_FAILED)
-                    self._finish(pending, outcome, ERROR_UPSTREAM_UNAVAILABLE)
+        with contextlib.suppress(*_SENT_ON_FAILURE):
+            async for item in client.receive():
+                if isinstance(item, NotJsonRpc) or jsonrpc.kind_of(item.message) != "request":
+                    continue
+                self._request(item, audit.CLIENT_TO_SERVER, self.from_client)
+                request_id = item.message["id"]
+                pending = self.from_client.pop(request_id)
+                await client.send(jsonrpc.error(request_id, CONNECTION_CLOSED, reason))
+                outcome = audit.error_outcome(CONNECTION_CLOSED, reason, 0, status=audit.STATUS_FAILED)
+                self._finish(pending, outcome, ERROR_UPSTREAM_UNAVAILABLE)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
-    def _request(self, item: SessionMessage, direction: str, table: dict[Any, _Pending]) -> None:
+    def _request(self, item: Received, direction: str, table: dict[Any, _Pending]) -> bool:
+        """Note a request and start its spans; True when its params changed (the trace context
+        added), so it must be written again."""
         message = item.message
-        assert isinstance(message, JSONRPCRequest)
-        method = message.method
-        params = message.params
-        size = _size(message)
+        method: str = message["method"]
+        request_id = message["id"]
+        params: dict[str, Any] | None = message.get("params")
         if method == "initialize" and params and direction == audit.CLIENT_TO_SERVER:
             self._note_initialize(params)
         meta = params.get("_meta") if params else None
         meta = meta if isinstance(meta, dict) else None
-        headers = None
-        unanswered = None
-        if isinstance(item.metadata, ServerMessageMetadata):
-            unanswered = item.metadata.on_request_unanswered
-            if isinstance(item.metadata.request_context, Request):
-                headers = item.metadata.request_context.headers
         target = audit.target_of(method, params)
-        parent = tracing.parent_context(meta, headers)
+        parent = tracing.parent_context(meta, item.headers)
         if parent is tracing.ROOT and direction == audit.SERVER_TO_CLIENT and len(self.from_client) == 1:
             # No context from the upstream (stdio and the SDK's HTTP client say nothing of which
             # call a server request belongs to): with one client call in flight, it is that one's.
             parent = tracing.context_of(next(iter(self.from_client.values())).spans)
-        spans = tracing.start(method, target, message.id, self.session, parent, params)
+        spans = tracing.start(method, target, request_id, self.session, parent, params)
         carrier = tracing.inject(spans)
         if carrier:
-            changed = dict(params or {})
-            changed["_meta"] = {**(meta or {}), **carrier}
-            message.params = changed
+            # A new params object: `params` stays as received, for the audit's capture.
+            message["params"] = {**(params or {}), "_meta": {**(meta or {}), **carrier}}
         traceparent, tracestate = tracing.server_context(spans)
         call = CallRecord(
-            request_id=message.id,
+            request_id=request_id,
             method=method,
             target=target,
             direction=direction,
             started_at=time.time(),
             started=time.monotonic(),
-            request_bytes=size,
+            request_bytes=item.size,
             traceparent=traceparent,
             tracestate=tracestate,
         )
         token = meta.get("progressToken") if meta else None
         if token is not None and direction == audit.CLIENT_TO_SERVER:
-            self._progress[token] = message.id
-        previous = table.get(message.id)
+            self._progress[token] = request_id
+        previous = table.get(request_id)
         if previous is not None and not previous.audited:
-            log.warning("request id %r reused while in flight; the first is audited failed", message.id)
+            log.warning("request id %r reused while in flight; the first is audited failed", request_id)
             self._finish(
                 previous, audit.error_outcome(0, "request id reused", 0, status=audit.STATUS_FAILED), ERROR_ID_REUSED
             )
-        table[message.id] = _Pending(call, spans, unanswered, token, params=params)
+        table[request_id] = _Pending(call, spans, item.unanswered, token, params=params)
+        return bool(carrier)
 
     def _note_initialize(self, params: dict[str, Any]) -> None:
         info = params.get("clientInfo")
@@ -325,51 +288,52 @@ class Relay:
             self.session.client_version = _str_or_none(info.get("version"))
         self.session.protocol_version = _str_or_none(params.get("protocolVersion"))
 
-    def _answered(self, table: dict[Any, _Pending], message: JSONRPCMessage) -> _Pending | None:
+    def _answered(self, table: dict[Any, _Pending], message: dict[str, Any], upstream: Side) -> _Pending | None:
         """Take the request a response or error answers off the open ones (None if unknown), before
         the answer is passed on: once passed, the request must never be answered again (upstream_gone)."""
-        assert isinstance(message, JSONRPCResponse | JSONRPCError)
-        pending = table.pop(message.id, None)
+        pending = table.pop(message["id"], None)
         if pending is None:
             return None
         if pending.progress_token is not None:
             self._progress.pop(pending.progress_token, None)
-        if isinstance(message, JSONRPCResponse) and pending.call.method == "initialize":
+        result = message.get("result")
+        if pending.call.method == "initialize" and isinstance(result, dict):
             # Before the client can send anything else upstream.
-            self._note_negotiated(message.result)
+            version = _str_or_none(result.get("protocolVersion"))
+            if version:
+                self.session.protocol_version = version
+                upstream.negotiated(version)
         return pending
 
-    def _settle(self, pending: _Pending, message: JSONRPCMessage) -> None:
-        """Audit the request `message` answered (`_answered`), unless the audit timeout already did."""
-        assert isinstance(message, JSONRPCResponse | JSONRPCError)
+    def _settle(self, pending: _Pending, item: Received) -> None:
+        """Audit the request a response or error answered (`_answered`), unless the audit timeout
+        already did."""
         if pending.audited:
             return  # a late response after the audit timeout: relayed, already audited
-        size = _size(message)
-        if isinstance(message, JSONRPCResponse):
-            outcome = audit.result_outcome(pending.call.method, message.result, size, self.policy)
+        message = item.message
+        result = message.get("result")
+        if isinstance(result, dict):
+            outcome = audit.result_outcome(pending.call.method, result, item.size, self.policy)
             error_type = semconv.ERROR_TYPE_TOOL_ERROR if outcome.status == audit.STATUS_TOOL_ERROR else None
         else:
-            outcome = audit.error_outcome(message.error.code, message.error.message, size)
-            error_type = str(message.error.code)
+            error = message["error"]
+            code = error.get("code")
+            code = code if isinstance(code, int) else 0
+            outcome = audit.error_outcome(code, str(error.get("message", "")), item.size)
+            error_type = str(code)
         self._finish(pending, outcome, error_type)
 
-    def _note_negotiated(self, result: dict[str, Any]) -> None:
-        version = _str_or_none(result.get("protocolVersion"))
-        if version:
-            self.session.protocol_version = version
-            if self.upstream_http:
-                self._upstream_metadata = ClientMessageMetadata(headers={_PROTOCOL_VERSION_HEADER: version})
-
     def _notification(
-        self, message: JSONRPCNotification, direction: str, senders_requests: dict[Any, _Pending]
+        self, item: Received, direction: str, senders_requests: dict[Any, _Pending]
     ) -> Callable[[], Awaitable[None]] | None:
         """Audit the notifications worth it; a cancellation also settles the request it names (a
         request is only ever cancelled by its sender). Returns the transport's hook to call once
         the cancellation is passed on, if the cancelled request has one."""
-        method = message.method
+        message = item.message
+        method: str = message["method"]
         if not audit.audited_notification(method):
             return None
-        params = message.params
+        params: dict[str, Any] | None = message.get("params")
         unanswered = None
         if method == "notifications/cancelled" and params:
             pending = senders_requests.pop(params.get("requestId"), None)
@@ -381,34 +345,33 @@ class Relay:
                     reason = _str_or_none(params.get("reason"))
                     self._finish(pending, Outcome(status=audit.STATUS_CANCELLED, cancel_reason=reason), None)
         meta = params.get("_meta") if params else None
-        traceparent = meta.get("traceparent", "") if isinstance(meta, dict) else ""
-        tracestate = meta.get("tracestate", "") if isinstance(meta, dict) else ""
+        meta = meta if isinstance(meta, Mapping) else {}
         self.submit(
             audit.notification_event(
                 method,
                 params,
                 direction,
-                _size(message),
+                item.size,
                 time.time(),
                 self.session,
-                traceparent if isinstance(traceparent, str) else "",
-                tracestate if isinstance(tracestate, str) else "",
+                _str_or_none(meta.get("traceparent")) or "",
+                _str_or_none(meta.get("tracestate")) or "",
             )
         )
         return unanswered
 
-    def _related(self, message: JSONRPCRequest | JSONRPCNotification) -> ServerMessageMetadata | None:
+    def _related(self, message: dict[str, Any]) -> Any:
         """Which client request a message from the upstream belongs to, for an HTTP client's
         response streams: a progress notification names its request by token; anything else is
         taken to belong to the one client request in flight, if there is exactly one (neither
-        stdio nor the SDK's HTTP client transport says more). Otherwise it goes to the client's
-        GET stream."""
-        related = None
-        if message.method == "notifications/progress" and message.params:
-            related = self._progress.get(message.params.get("progressToken"))
-        elif len(self.from_client) == 1:
-            related = next(iter(self.from_client))
-        return None if related is None else ServerMessageMetadata(related_request_id=related)
+        stdio nor the SDK's HTTP client transport says more). None: it goes to the client's GET
+        stream."""
+        if message["method"] == "notifications/progress":
+            params = message.get("params")
+            return self._progress.get(params.get("progressToken")) if params else None
+        if len(self.from_client) == 1:
+            return next(iter(self.from_client))
+        return None
 
     def _fail_all(self, table: dict[Any, _Pending], error_type: str, message: str) -> None:
         for pending in table.values():
@@ -454,11 +417,6 @@ def _after_handover(callback: Callable[..., None], *args: Any) -> None:
     if this task is cancelled meanwhile: it settles a request already answered.
     """
     asyncio.get_running_loop().call_soon(callback, *args)
-
-
-def _size(message: JSONRPCMessage) -> int:
-    """The message's size as the SDK's transports write it."""
-    return len(jsonrpc_message_adapter.dump_json(message, by_alias=True, exclude_unset=True))
 
 
 def _str_or_none(value: Any) -> str | None:

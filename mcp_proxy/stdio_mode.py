@@ -1,7 +1,7 @@
 """stdio mode: the proxy speaks MCP on its stdin/stdout and runs the upstream as its child.
 
-Either side closing ends the session: the client closing stdin shuts the child down (the SDK's
-stdio_client: stdin closed, then terminated), the child exiting answers the client's open
+Either side closing ends the session: the client closing stdin shuts the child down
+(child_process.py: stdin closed, then terminated), the child exiting answers the client's open
 requests with errors and closes stdout. SIGTERM and SIGINT end it the same way.
 """
 
@@ -17,7 +17,7 @@ import anyio
 from mcp_proxy.audit import SessionInfo
 from mcp_proxy.relay import Submit
 from mcp_proxy.session import ProxyOptions, serve
-from mcp_proxy.stdio_transport import stdio_streams
+from mcp_proxy.stdio_transport import stdio_side
 from mcp_proxy.upstream import StdioUpstream
 
 _GENERIC_PARTS = frozenset({"index", "main", "cli", "dist", "build", "lib", "bin", "src", "server"})
@@ -53,7 +53,7 @@ async def run_stdio(upstream: StdioUpstream, name: str, options: ProxyOptions, s
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
-        async with stdio_streams() as client:
+        with stdio_side() as client:
             await serve(client, upstream, session, options, submit)
         tg.cancel_scope.cancel()
 

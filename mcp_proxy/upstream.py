@@ -1,16 +1,13 @@
 """The upstream MCP server: what the configuration says about it, and a connection to it.
 
-An upstream is started as a child over stdio (the SDK's `stdio_client`, which owns the child's
-shutdown: stdin closed, a grace period, then the process group killed) or reached over
-Streamable HTTP (the SDK's `streamable_http_client`). Either way the relay gets the transport's
-(read, write) streams of JSON-RPC messages.
+An upstream is started as a child over stdio (child_process.py) or reached over Streamable HTTP
+(the SDK's `streamable_http_client`). Either way the relay gets a side (side.py) to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+
+from mcp_proxy.child_process import child_side
+from mcp_proxy.sdk_side import SdkSide
+from mcp_proxy.side import Side
 
 # Never handed to a server the proxy starts: the proxy's own credential for ingest.
 _PROXY_ONLY_ENV = ("SENTINEL_PROXY_INGEST_TOKEN",)
@@ -88,34 +88,30 @@ def parse_config(data: Any, *, source: str = "config") -> dict[str, Upstream]:
 
 
 def child_environment(upstream: StdioUpstream) -> dict[str, str] | None:
-    """The environment the SDK's stdio_client merges over its default one."""
+    """The environment merged over the SDK's default one for the child."""
     if upstream.env is not None:
         return dict(upstream.env)
     return {k: v for k, v in os.environ.items() if k not in _PROXY_ONLY_ENV}
 
 
 @asynccontextmanager
-async def connect(upstream: Upstream) -> AsyncIterator[tuple[Any, Any]]:
-    """(read, write) streams to the upstream; leaving the context shuts it down.
+async def connect(upstream: Upstream) -> AsyncIterator[Side]:
+    """A side to the upstream; leaving the context shuts it down.
 
     Raises OSError when a stdio server cannot be started.
     """
     if isinstance(upstream, StdioUpstream):
-        parameters = StdioServerParameters(
-            command=upstream.command, args=list(upstream.args), env=child_environment(upstream), cwd=upstream.cwd
-        )
-        # The child's stderr is the proxy's: its logs reach whoever reads the proxy's.
-        async with stdio_client(parameters, errlog=sys.stderr) as streams:
-            yield streams
+        async with child_side(upstream.command, upstream.args, child_environment(upstream), upstream.cwd) as side:
+            yield side
         return
     if upstream.headers:
         # The SDK's defaults (30 s, and 300 s to read a response stream) with the configured headers.
         timeout = httpx2.Timeout(30.0, read=300.0)
         async with (
             httpx2.AsyncClient(headers=dict(upstream.headers), timeout=timeout) as client,
-            streamable_http_client(upstream.url, http_client=client) as streams,
+            streamable_http_client(upstream.url, http_client=client) as (read, write),
         ):
-            yield streams
+            yield SdkSide(read, write, stamp_protocol_version=True)
         return
-    async with streamable_http_client(upstream.url) as streams:
-        yield streams
+    async with streamable_http_client(upstream.url) as (read, write):
+        yield SdkSide(read, write, stamp_protocol_version=True)

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind
 from mcp_proxy import audit
 from mcp_proxy.audit import CapturePolicy, SessionInfo
 from mcp_proxy.relay import ERROR_UPSTREAM_CLOSED, UPSTREAM_CLOSED, Relay
+from mcp_proxy.sdk_side import SdkSide
 from sentinel import events as event_fields
 from sentinel import semconv
 
@@ -58,7 +59,7 @@ def _run(body: Callable[[Wire], Awaitable[None]], *, timeout_s: float = 0.0) -> 
         relay = Relay(session, CapturePolicy(), wire.events.append, timeout_s=timeout_s)
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(relay.run, (client_read, client_write), (upstream_read, upstream_write))
+                tg.start_soon(relay.run, SdkSide(client_read, client_write), SdkSide(upstream_read, upstream_write))
                 await body(wire)
                 client_in.close()
         result.append(wire)

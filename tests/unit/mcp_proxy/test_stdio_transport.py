@@ -1,41 +1,41 @@
-"""The proxy's stdin/stdout transport over real pipes."""
+"""The proxy's stdin/stdout side over real pipes."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import anyio
-from mcp.shared.message import SessionMessage
-from mcp_types import JSONRPCNotification, JSONRPCRequest
+import orjson
+
+from mcp_proxy.jsonrpc import PARSE_ERROR, NotJsonRpc
+from mcp_proxy.side import Received
+from mcp_proxy.stdio_transport import stdio_side
 
 
-def test_lines_in_messages_out_and_eof_ends_the_read_stream() -> None:
-    from mcp_proxy.stdio_transport import stdio_streams
-
+def test_lines_in_messages_out_byte_for_byte_and_eof_ends_the_reading() -> None:
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
-    request = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-    os.write(stdin_write, (json.dumps(request) + "\n\nnot json\n").encode())
+    # Spacing and key order a re-encoder would change.
+    request = b'{ "jsonrpc" : "2.0", "method": "ping",  "id": 1 }'
+    os.write(stdin_write, request + b"\n\nnot json\n")
     os.close(stdin_write)
+    seen: list[Received | NotJsonRpc] = []
 
-    async def main() -> list[object]:
-        seen: list[object] = []
-        with anyio.fail_after(5):
-            await _exchange(seen)
-        return seen
-
-    async def _exchange(seen: list[object]) -> None:
-        async with stdio_streams(stdin_read, stdout_write) as (read, write):
-            async for item in read:
+    async def main() -> None:
+        with anyio.fail_after(5), stdio_side(stdin_read, stdout_write) as side:
+            async for item in side.receive():
                 seen.append(item)
-            await write.send(SessionMessage(JSONRPCNotification(jsonrpc="2.0", method="notifications/initialized")))
+            assert isinstance(seen[0], Received)
+            await side.send(seen[0].message, raw=seen[0].raw)
+            await side.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
-    seen = anyio.run(main)
-    assert isinstance(seen[0], SessionMessage) and seen[0].message == JSONRPCRequest(**request)
-    assert isinstance(seen[1], Exception)  # the line that is not JSON-RPC, as the SDK's transports report it
-    assert len(seen) == 2
+    anyio.run(main)
+    first, second = seen
+    assert isinstance(first, Received) and first.message == {"jsonrpc": "2.0", "method": "ping", "id": 1}
+    assert first.size == len(request) + 1
+    assert isinstance(second, NotJsonRpc) and second.code == PARSE_ERROR
     os.close(stdout_write)
     with os.fdopen(stdout_read, "rb") as out:
-        assert json.loads(out.readline()) == {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert out.readline() == request + b"\n"  # passed on as it came
+        assert orjson.loads(out.readline()) == {"jsonrpc": "2.0", "method": "notifications/initialized"}
     os.close(stdin_read)
