@@ -1,7 +1,9 @@
 """The MCP audit proxy: in front of any MCP server, it relays every message and audits every call.
 
-Built on the official `mcp` SDK's transports (stdio and Streamable HTTP, client and server side),
-relaying at the level of JSON-RPC messages (relay.py). A FastMCP proxy re-declares the upstream's
+It relays at the level of JSON-RPC messages (relay.py) between two sides (side.py): newline-delimited
+pipes (lines.py: its own stdio, a stdio server child), the client sessions it serves over
+Streamable HTTP (http_session.py), and the `mcp` SDK's HTTP client transport to `url` servers
+(sdk_side.py). A FastMCP proxy re-declares the upstream's
 tools, prompts and resources as handlers of its own and forwards each through a client session:
 what it has no handler for (a new method, a vendor notification, a server-initiated request it
 does not model) does not pass, and each call is parsed into models and rebuilt twice. A message
