@@ -75,6 +75,7 @@ from bench.report import target_lines
 from bench.rss import descendants
 from sentinel import settings
 from sentinel_local.stack import mcp_peers as peers
+from sentinel_local.stack.runner import free_port
 
 TRANSPORTS = ("stdio", "http")
 PATHS = (DIRECT, MCP_PROXY, SENTINEL, SENTINEL_URL)
@@ -200,13 +201,6 @@ def check_sentinel(cmd: Sequence[str]) -> None:
         "It is the package mcp_proxy (`sentinel proxy`); without it, run with "
         f"--paths {DIRECT},{MCP_PROXY}, or point --sentinel-cmd at it."
     )
-
-
-def free_port() -> int:
-    """A loopback port free now; the server that takes it is started right after."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

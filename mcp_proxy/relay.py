@@ -409,12 +409,13 @@ class Relay:
 
 
 def _after_handover(callback: Callable[..., None], *args: Any) -> None:
-    """Run `callback(*args)` right after the task a message was just handed to has had its turn.
+    """Run `callback(*args)` once the side a message was just sent to has had its turn to write it.
 
-    A stream hand-over wakes the receiving task (the transport's writer) without yielding; the event
-    loop runs what is ready in order, so a callback scheduled now runs after that task's step (the
-    message written) and before this task's next, with no turn of the loop of its own. It runs even
-    if this task is cancelled meanwhile: it settles a request already answered.
+    A pipe side has written it already; an HTTP side or the SDK's transport has woken the task that
+    writes it, without yielding. The event loop runs what is ready in order, so a callback scheduled
+    now runs after that task's step (the message written) and before this task's next, with no turn
+    of the loop of its own. It runs even if this task is cancelled meanwhile: it settles a request
+    already answered.
     """
     asyncio.get_running_loop().call_soon(callback, *args)
 

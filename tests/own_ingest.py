@@ -4,7 +4,6 @@ port of its own, so a test can stop and start it without touching the shared ing
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,12 +11,7 @@ from pathlib import Path
 
 from sentinel import settings
 from sentinel_local import processes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((settings.HOST, 0))
-        return int(probe.getsockname()[1])
+from sentinel_local.stack.runner import free_port
 
 
 class OwnIngest(processes.Ingest):

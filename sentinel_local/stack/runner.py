@@ -33,6 +33,13 @@ def port_open(port: int, host: str = settings.HOST, timeout: float = 0.5) -> boo
         return False
 
 
+def free_port(host: str = settings.HOST) -> int:
+    """A loopback port free now, for a server started right after (tests, benchmarks)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return f"(no log at {path})"

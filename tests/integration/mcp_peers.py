@@ -115,14 +115,6 @@ def everything_argv(mode: str = "stdio") -> list[str]:
     return mcp_peers.server_everything_argv(mode)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_http(url: str, process: Any, timeout_s: float = 30.0) -> None:
     """Until `url` answers (any status); fails with the process's output if it exits first."""
     import time

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from mcp_proxy.relay import UPSTREAM_CLOSED
+from sentinel_local.stack.runner import free_port
 from tests.integration import mcp_peers
 from tests.integration.test_mcp_proxy_stdio import crashing_everything, normalise
 
@@ -51,7 +52,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     tmp = tmp_path_factory.mktemp("mcp-http")
     env = mcp_peers.peer_env(tmp)
-    upstream_port, proxy_port = mcp_peers.free_port(), mcp_peers.free_port()
+    upstream_port, proxy_port = free_port(), free_port()
     everything = _start(mcp_peers.everything_argv("streamableHttp"), {**env, "PORT": str(upstream_port)})
     direct = f"http://127.0.0.1:{upstream_port}/mcp"
     pid_file = tmp / "crashing.pid"

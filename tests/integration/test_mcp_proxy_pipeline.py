@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sentinel import semconv, settings
 from sentinel_cli.jaeger import JaegerClient, Span
 from sentinel_local import processes, stack
+from sentinel_local.stack.runner import free_port
 from tests.integration import mcp_peers
 from tests.integration.test_mcp_proxy_stdio import crashing_everything
 from workers.clickhouse.client import new_client
@@ -192,7 +193,7 @@ def test_over_http_the_row_has_the_mcp_session_id_and_a_principal_from_the_token
     node, script, mode = mcp_peers.everything_argv()
     config = tmp_path / "mcp.json"
     config.write_text(json.dumps({"mcpServers": {server: {"command": node, "args": [script, mode]}}}))
-    port = mcp_peers.free_port()
+    port = free_port()
     proxy = subprocess.Popen(
         mcp_peers.proxy_argv_http(f"127.0.0.1:{port}", str(config)),
         env=_proxy_env(tmp_path),
