@@ -108,13 +108,18 @@ def test_a_response_that_comes_first_is_a_json_body_and_anything_before_it_makes
     _run(body)
 
 
-def test_notifications_and_responses_are_accepted_and_handed_on() -> None:
+def test_notifications_and_responses_are_accepted_and_handed_on_with_their_request_headers() -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
     async def body(session: HttpSession, handed: list[Received]) -> None:
-        note = post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        line = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+        note = post(line, ACCEPT_BOTH, JSON_BODY, (b"Traceparent", traceparent.encode()))
         await session.handle(note.scope, note.receive, note.send)
         assert (note.status, note.body) == (202, b"")
         await _until(lambda: len(handed) == 2)
         assert handed[1].message["method"] == "notifications/initialized"
+        assert handed[1].raw == line  # one line: passed on as it came
+        assert handed[1].headers is not None and handed[1].headers["traceparent"] == traceparent
 
     _run(body)
 
