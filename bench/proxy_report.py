@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.report import Target, percentile
+from bench.report import Target, percentile, ratio, value_at, verdict
 
 DIRECT = "direct"
 MCP_PROXY = "mcp-proxy"
@@ -104,13 +104,6 @@ def difference(minuend: float | None, subtrahend: float | None) -> float | None:
     if minuend is None or subtrahend is None:
         return None
     return round(minuend - subtrahend, 3)
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """numerator / denominator rounded to 0.001, null when either is missing or the denominator is 0."""
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 3)
 
 
 def added_latency(path: dict[str, Any], direct: dict[str, Any]) -> dict[str, float | None]:
@@ -204,36 +197,15 @@ def summarize(measured: Sequence[Measured]) -> dict[str, Any]:
 
 
 def evaluate_targets(document: dict[str, Any], targets: Sequence[Target] = TARGETS) -> dict[str, dict[str, Any]]:
-    """Each target with its measured figure, whether it is met (null when not measured), and the
-    figure round by round where the document has it (the shape bench.report.target_lines prints)."""
-    out = {}
-    for target in targets:
-        measured = _at(document, target.path)
-        met = None
-        if isinstance(measured, int | float):
-            met = measured >= target.target if target.op == ">=" else measured <= target.target
-        out[target.name] = {
-            "target": target.target,
-            "op": target.op,
-            "measured": measured,
-            "met": met,
-            "what": target.description,
-            "rounds": _target_rounds(document, target),
-        }
-    return out
-
-
-def _at(document: dict[str, Any], path: Sequence[str]) -> Any:
-    value: Any = document
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
+    """Each target's verdict (bench.report.verdict), with the figure round by round where the
+    document has it."""
+    return {t.name: verdict(t, value_at(document, t.path), _target_rounds(document, t)) for t in targets}
 
 
 def _target_rounds(document: dict[str, Any], target: Target) -> list[float] | None:
     """An added latency's per-round figures, or a ratio's; None when the run had one round or none."""
     *parent, last = target.path
-    holder = _at(document, parent)
+    holder = value_at(document, parent)
     if not isinstance(holder, dict):
         return None
     if target.path[0] == "added_latency_ms":

@@ -144,24 +144,35 @@ def evaluate_targets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     control = (document.get("tracing_cost_ratio") or {}).get("tracing_off_control")
     out = {}
     for target in TARGETS:
-        measured: Any = document
-        for key in target.path:
-            measured = measured.get(key) if isinstance(measured, dict) else None
-        met = None
-        if isinstance(measured, int | float):
-            met = measured >= target.target if target.op == ">=" else measured <= target.target
-        out[target.name] = {
-            "target": target.target,
-            "op": target.op,
-            "measured": measured,
-            "met": met,
-            "what": target.description,
-            "rounds": round_figures(document, target),
-        }
+        out[target.name] = verdict(target, value_at(document, target.path), round_figures(document, target))
         if target.path[0] == "tracing_cost_ratio":
             # Tracing off against itself: how far this run's host alone moved such a ratio.
             out[target.name]["control"] = control
     return out
+
+
+def verdict(target: Target, measured: Any, rounds: list[float] | None) -> dict[str, Any]:
+    """A target with its measured figure and whether it is met (null when not measured), in the
+    shape target_lines prints (shared by every benchmark's targets)."""
+    met = None
+    if isinstance(measured, int | float):
+        met = measured >= target.target if target.op == ">=" else measured <= target.target
+    return {
+        "target": target.target,
+        "op": target.op,
+        "measured": measured,
+        "met": met,
+        "what": target.description,
+        "rounds": rounds,
+    }
+
+
+def value_at(document: dict[str, Any], path: Sequence[str]) -> Any:
+    """The document's value at `path` (keys of nested objects), None where it has none."""
+    value: Any = document
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
