@@ -14,6 +14,7 @@ import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from sentinel import settings
 from sentinel_local.stack import mcp_peers
@@ -136,3 +137,18 @@ def wait_for_http(url: str, process: Any, timeout_s: float = 30.0) -> None:
 
 def proxy_argv_http(address: str, config: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "mcp_proxy", "--http", address, "--config", config, *options]
+
+
+async def what_a_client_sees(session: ClientSession) -> dict[str, Any]:
+    """A server-everything session as its client sees it: its listings and every tool's result."""
+    seen: dict[str, Any] = {}
+    tools = (await session.list_tools()).tools
+    seen["tools/list"] = [tool.model_dump(mode="json") for tool in tools]
+    seen["prompts/list"] = (await session.list_prompts()).model_dump(mode="json")
+    seen["resources/list"] = (await session.list_resources()).model_dump(mode="json")
+    for tool in tools:
+        try:
+            seen[tool.name] = (await session.call_tool(tool.name, arguments_for(tool))).model_dump(mode="json")
+        except MCPError as exc:
+            seen[tool.name] = {"error": exc.error.model_dump(mode="json")}
+    return seen

@@ -79,26 +79,13 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
 
 
 async def _everything_over_http(url: str) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
     async with mcp_peers.session_over_http(url) as session:
-        tools = (await session.list_tools()).tools
-        seen["tools/list"] = [tool.model_dump(mode="json") for tool in tools]
-        seen["prompts/list"] = (await session.list_prompts()).model_dump(mode="json")
-        seen["resources/list"] = (await session.list_resources()).model_dump(mode="json")
-        for tool in tools:
-            try:
-                seen[tool.name] = (await session.call_tool(tool.name, mcp_peers.arguments_for(tool))).model_dump(
-                    mode="json"
-                )
-            except MCPError as exc:
-                seen[tool.name] = {"error": exc.error.model_dump(mode="json")}
-    return seen
+        return await mcp_peers.what_a_client_sees(session)
 
 
 async def _everything_over_stdio(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    from tests.integration.test_mcp_proxy_stdio import _everything
-
-    return await _everything(argv, env)
+    async with mcp_peers.session_over_stdio(argv, env) as session:
+        return await mcp_peers.what_a_client_sees(session)
 
 
 def _assert_same(direct: dict[str, Any], proxied: dict[str, Any]) -> None:

@@ -35,20 +35,8 @@ def normalise(value: Any) -> Any:
 
 
 async def _everything(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """What a client sees of server-everything: its listings and every tool's result."""
-    seen: dict[str, Any] = {}
     async with mcp_peers.session_over_stdio(argv, env) as session:
-        tools = (await session.list_tools()).tools
-        seen["tools/list"] = [tool.model_dump(mode="json") for tool in tools]
-        seen["prompts/list"] = (await session.list_prompts()).model_dump(mode="json")
-        seen["resources/list"] = (await session.list_resources()).model_dump(mode="json")
-        for tool in tools:
-            try:
-                result = await session.call_tool(tool.name, mcp_peers.arguments_for(tool))
-                seen[tool.name] = result.model_dump(mode="json")
-            except MCPError as exc:
-                seen[tool.name] = {"error": exc.error.model_dump(mode="json")}
-    return seen
+        return await mcp_peers.what_a_client_sees(session)
 
 
 def test_every_tool_gives_the_same_result_through_the_proxy(tmp_path: Path) -> None:
