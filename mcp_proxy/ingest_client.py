@@ -60,15 +60,17 @@ class Answer:
 
 def classify(status: int, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Answer:
     """What ingest's answer means. 2xx: accepted. 408, 429 and 5xx: retry, after Retry-After.
-    413: split, unless one event is too large (drop it). Another 4xx: drop, or drop the one event
-    it names (`index`). Anything else (a redirect, say): retry, so a misrouted proxy keeps its
-    events in the spool rather than losing them."""
+    401 and 403: retry too: what ingest refuses is the proxy's token, not the events, and an audit
+    trail must not lose calls to a credential being rotated or mistyped (they wait in the spool for
+    a proxy with the right token). 413: split, unless one event is too large (drop it). Another
+    4xx: drop, or drop the one event it names (`index`). Anything else (a redirect, say): retry, so
+    a misrouted proxy keeps its events in the spool rather than losing them."""
     error = payload.get("error")
     reason = error if error in INGEST_REASONS else f"http_{status}"
     detail = str(payload.get("detail", ""))[:500]
     if 200 <= status < 300:
         return Answer(Verdict.ACCEPTED, "accepted", status)
-    if status in (408, 429) or status >= 500:
+    if status in (401, 403, 408, 429) or status >= 500:
         return Answer(Verdict.RETRY, reason, status, parse_retry_after(headers.get("Retry-After")))
     index = payload.get("index")
     named = index if isinstance(index, int) and not isinstance(index, bool) else None

@@ -229,18 +229,21 @@ def test_an_invalid_event_is_dropped_and_the_rest_of_its_batch_delivered(tmp_pat
     assert counter("sentinel_proxy_events_dropped_total", reason="invalid_event") == dropped + 2
 
 
-def test_a_401_is_dropped_with_its_reason_and_never_retried(tmp_path: Path) -> None:
+def test_a_401_keeps_the_events_in_the_spool_until_a_proxy_with_the_right_token_posts_them(tmp_path: Path) -> None:
     def refusing(events: list[dict[str, Any]]) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 401, {"error": "unauthorized", "detail": "a valid bearer token is required"}, {}
 
     dropped = counter("sentinel_proxy_events_dropped_total", reason="unauthorized")
+    events = [event(n) for n in range(5)]
     with fake_ingest(refusing) as ingest, running(config(ingest.url, tmp_path)) as em:
-        for n in range(5):
-            em.submit(event(n))
-        wait_for(lambda: counter("sentinel_proxy_events_dropped_total", reason="unauthorized") == dropped + 5)
-        time.sleep(0.3)
-    assert len(ingest.requests) == 1
-    assert spooled_ids(tmp_path) == []
+        for e in events:
+            em.submit(e)
+        wait_for(lambda: len(ingest.requests) >= 2, what="a retry of the refused batch")
+    assert counter("sentinel_proxy_events_dropped_total", reason="unauthorized") == dropped
+    assert spooled_ids(tmp_path) == [e["event_id"] for e in events]
+    with fake_ingest(accept_all) as ingest, running(config(ingest.url, tmp_path)):
+        wait_for(lambda: len(ingest.accepted) == 5, what="the spooled events, replayed")
+    assert ingest.accepted_ids() == [e["event_id"] for e in events]
 
 
 def test_a_413_splits_the_batch_until_each_part_fits(tmp_path: Path) -> None:
