@@ -1,7 +1,7 @@
 """A stdio MCP server run as the proxy's child, as a relay side over its stdin/stdout (lines.py).
 
-Started and stopped as the SDK's `stdio_client` does it: the SDK's default environment plus the
-configured one, a process group of its own, the child's stderr the proxy's. To stop it, its stdin
+Started and stopped as the SDK's `stdio_client` does it: the environment upstream.py gives, a
+process group of its own, the child's stderr the proxy's. To stop it, its stdin
 is closed and it gets a grace period to exit, then its process group gets SIGTERM and, after
 another, SIGKILL. The pipes are read and written here rather than through `stdio_client`, which
 parses every line into the SDK's models and writes it again: the relay passes lines on as they
@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
-from mcp.client.stdio import get_default_environment
 
 from mcp_proxy.lines import LineSide, pipe_side
 
@@ -32,16 +31,16 @@ _POLL_S = 0.02
 
 @asynccontextmanager
 async def child_side(
-    command: str, args: tuple[str, ...], env: dict[str, str] | None, cwd: str | None
+    command: str, args: tuple[str, ...], env: dict[str, str], cwd: str | None
 ) -> AsyncIterator[LineSide]:
-    """Start `command args` and relay over its pipes; leaving the context stops it. `env` is merged
-    over the SDK's default environment. Raises OSError when the command cannot be started."""
+    """Start `command args` with environment `env` and relay over its pipes; leaving the context
+    stops it. Raises OSError when the command cannot be started."""
     child = subprocess.Popen(
         [command, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=None,  # the proxy's own: the server's logs reach whoever reads the proxy's
-        env=get_default_environment() | (env or {}),
+        env=env,
         cwd=cwd,
         start_new_session=True,
     )

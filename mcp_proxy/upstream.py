@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from mcp.client.streamable_http import streamable_http_client
 
 from mcp_proxy.child_process import child_side
-from mcp_proxy.sdk_side import SdkSide
 from mcp_proxy.side import Side
 
 # Never handed to a server the proxy starts: the proxy's own credential for ingest.
@@ -87,10 +85,15 @@ def parse_config(data: Any, *, source: str = "config") -> dict[str, Upstream]:
     return parsed
 
 
-def child_environment(upstream: StdioUpstream) -> dict[str, str] | None:
-    """The environment merged over the SDK's default one for the child."""
+def child_environment(upstream: StdioUpstream) -> dict[str, str]:
+    """The child's environment: a configured server's is the SDK's default environment (what MCP
+    clients start servers with) plus its `env`; a stdio proxy's child gets the proxy's."""
     if upstream.env is not None:
-        return dict(upstream.env)
+        # Imported here: the SDK's client package takes most of a second to import, which a stdio
+        # proxy, started by its client on every connection, does not need.
+        from mcp.client.stdio import get_default_environment
+
+        return get_default_environment() | dict(upstream.env)
     return {k: v for k, v in os.environ.items() if k not in _PROXY_ONLY_ENV}
 
 
@@ -104,6 +107,10 @@ async def connect(upstream: Upstream) -> AsyncIterator[Side]:
         async with child_side(upstream.command, upstream.args, child_environment(upstream), upstream.cwd) as side:
             yield side
         return
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_proxy.sdk_side import SdkSide
+
     if upstream.headers:
         # The SDK's defaults (30 s, and 300 s to read a response stream) with the configured headers.
         timeout = httpx2.Timeout(30.0, read=300.0)

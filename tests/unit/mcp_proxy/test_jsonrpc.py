@@ -43,3 +43,13 @@ def test_integers_beyond_64_bits_survive_a_round_trip() -> None:
     message = jsonrpc.decode(line)
     assert message["params"]["n"] == 123456789012345678901234567890
     assert jsonrpc.decode(jsonrpc.encode(message)) == message
+
+
+def test_the_error_codes_are_the_sdks() -> None:
+    import mcp_types
+
+    assert (jsonrpc.PARSE_ERROR, jsonrpc.INVALID_REQUEST, jsonrpc.CONNECTION_CLOSED) == (
+        mcp_types.PARSE_ERROR,
+        mcp_types.INVALID_REQUEST,
+        mcp_types.CONNECTION_CLOSED,
+    )

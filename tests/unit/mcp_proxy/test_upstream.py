@@ -34,10 +34,13 @@ def test_a_stdio_proxy_passes_its_environment_on_but_not_its_ingest_token(monkey
     monkeypatch.setenv("SERVER_SETTING", "kept")
     monkeypatch.setenv("SENTINEL_PROXY_INGEST_TOKEN", "proxy-only")
     env = upstream.child_environment(StdioUpstream("node"))
-    assert env is not None
     assert env["SERVER_SETTING"] == "kept"
     assert "SENTINEL_PROXY_INGEST_TOKEN" not in env
 
 
-def test_a_configured_server_gets_its_configured_environment() -> None:
-    assert upstream.child_environment(StdioUpstream("node", (), {"A": "1"})) == {"A": "1"}
+def test_a_configured_server_gets_the_sdks_default_environment_and_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVER_SETTING", "not passed")
+    env = upstream.child_environment(StdioUpstream("node", (), {"A": "1", "PATH": "/configured"}))
+    assert env["A"] == "1" and env["PATH"] == "/configured"
+    assert "SERVER_SETTING" not in env
+    assert "HOME" in env
