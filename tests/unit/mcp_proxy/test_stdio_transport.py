@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import anyio
 import orjson
@@ -39,3 +40,19 @@ def test_lines_in_messages_out_byte_for_byte_and_eof_ends_the_reading() -> None:
         assert out.readline() == request + b"\n"  # passed on as it came
         assert orjson.loads(out.readline()) == {"jsonrpc": "2.0", "method": "notifications/initialized"}
     os.close(stdin_read)
+
+
+def test_stdin_from_a_regular_file_is_read_too(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+    stdout_read, stdout_write = os.pipe()
+    seen: list[Received | NotJsonRpc] = []
+
+    async def main() -> None:
+        with requests.open("rb") as stdin, anyio.fail_after(5), stdio_side(stdin.fileno(), stdout_write) as side:
+            seen.extend([item async for item in side.receive()])
+
+    anyio.run(main)
+    assert [item.message["id"] for item in seen if isinstance(item, Received)] == [1]
+    os.close(stdout_read)
+    os.close(stdout_write)
