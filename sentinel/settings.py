@@ -51,8 +51,14 @@ CLICKHOUSE_HTTP_PORT = _port("SENTINEL_CLICKHOUSE_HTTP_PORT", 8123)
 RABBITMQ_PORT = _port("SENTINEL_RABBITMQ_PORT", 5672)
 RABBITMQ_DIST_PORT = _port("SENTINEL_RABBITMQ_DIST_PORT", 25672)
 REDIS_PORT = _port("SENTINEL_REDIS_PORT", 6379)
-JAEGER_OTLP_GRPC_PORT = _port("SENTINEL_JAEGER_OTLP_GRPC_PORT", 4317)
-JAEGER_OTLP_HTTP_PORT = _port("SENTINEL_JAEGER_OTLP_HTTP_PORT", 4318)
+# The OpenTelemetry Collector, where every process sends its spans (OTLP on its usual ports); it
+# tail-samples whole traces and passes what it keeps to Jaeger's own OTLP ports (Tempo in k8s).
+OTELCOL_OTLP_GRPC_PORT = _port("SENTINEL_OTELCOL_OTLP_GRPC_PORT", 4317)
+OTELCOL_OTLP_HTTP_PORT = _port("SENTINEL_OTELCOL_OTLP_HTTP_PORT", 4318)
+OTELCOL_HEALTH_PORT = _port("SENTINEL_OTELCOL_HEALTH_PORT", 13134)
+OTELCOL_METRICS_PORT = _port("SENTINEL_OTELCOL_METRICS_PORT", 8888)
+JAEGER_OTLP_GRPC_PORT = _port("SENTINEL_JAEGER_OTLP_GRPC_PORT", 14317)
+JAEGER_OTLP_HTTP_PORT = _port("SENTINEL_JAEGER_OTLP_HTTP_PORT", 14318)
 JAEGER_QUERY_PORT = _port("SENTINEL_JAEGER_QUERY_PORT", 16686)
 FLOWER_PORT = _port("SENTINEL_FLOWER_PORT", 5555)
 # Prometheus /metrics of the processes without an HTTP server of their own.
@@ -72,6 +78,11 @@ CELERY_BROKER_URL = _str("SENTINEL_CELERY_BROKER_URL", f"amqp://guest:guest@{HOS
 REDIS_URL = _str("SENTINEL_REDIS_URL", f"redis://{HOST}:{REDIS_PORT}/0")
 JAEGER_QUERY_URL = _str("SENTINEL_JAEGER_QUERY_URL", f"http://{HOST}:{JAEGER_QUERY_PORT}")
 INGEST_URL = _str("SENTINEL_INGEST_URL", f"http://{HOST}:{INGEST_PORT}")
+# The local Collector's tail-sampling knobs, the environment variables k8s/base/config/otel-collector.yaml
+# reads (k8s/base/otel-collector.yaml sets 1000 and 5; the laptop overlay keeps every trace). Locally
+# every ordinary trace is kept too, so the demo, `sentinel trace` and the tests find any event's trace.
+OTELCOL_SLOW_TRACE_THRESHOLD_MS = _int("SENTINEL_OTELCOL_SLOW_TRACE_THRESHOLD_MS", 1000)
+OTELCOL_BASELINE_SAMPLING_PERCENT = _float("SENTINEL_OTELCOL_BASELINE_SAMPLING_PERCENT", 100.0)
 
 # Topics: one place for their names (operators and tests rely on them).
 EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")

@@ -26,6 +26,7 @@ from tests.faults.harness import kill_mid_insert
 pytestmark = pytest.mark.faults
 
 CLICKHOUSE_OUTAGE_S = 30.0
+COLLECTOR_OUTAGE_S = 30.0
 KAFKA_OUTAGE_S = 20.0
 # Joins of the second bridge before it is given a partition (each misses with a chance of 1 in 6,
 # all four with 1 in 1,296).
@@ -79,6 +80,20 @@ def test_clickhouse_stopped_for_30_s_then_started(faults: Faults) -> None:
         run.at(stopped + CLICKHOUSE_OUTAGE_S)
         clickhouse.up()
         run.mark("clickhouse started")
+    run.verify()
+
+
+def test_collector_stopped_for_30_s_then_started(faults: Faults) -> None:
+    # Spans may be lost while it is away (each process's exporter retries, then drops); events may not.
+    collector = faults.service("otelcol")
+    with faults.run("OpenTelemetry Collector stopped 30 s", duration_s=50) as run:
+        run.at(5)
+        collector.down()
+        stopped = run.mark("collector stopped")
+        run.expect(not port_open(collector.port), "the Collector still answered after it was stopped")
+        run.at(stopped + COLLECTOR_OUTAGE_S)
+        collector.up()
+        run.mark("collector started")
     run.verify()
 
 

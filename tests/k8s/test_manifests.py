@@ -77,6 +77,12 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_JAEGER_QUERY_URL": "`sentinel trace` reads local Jaeger's API; the cluster's traces are in Tempo",
     "SENTINEL_JAEGER_GRPC_QUERY_PORT": "local Jaeger's gRPC query port; the cluster has Tempo",
     "SENTINEL_JAEGER_HEALTH_PORT": "local Jaeger's health port; the cluster has Tempo",
+    "SENTINEL_OTELCOL_OTLP_GRPC_PORT": "the local Collector's OTLP port; in the cluster, otel-collector:4317",
+    "SENTINEL_OTELCOL_OTLP_HTTP_PORT": "the local Collector's OTLP port; the processes use OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SENTINEL_OTELCOL_HEALTH_PORT": "the local Collector's health port; the cluster's is in its config",
+    "SENTINEL_OTELCOL_METRICS_PORT": "the local Collector's metrics port; the cluster's is in its config",
+    "SENTINEL_OTELCOL_SLOW_TRACE_THRESHOLD_MS": "the local Collector's knob; k8s/base/otel-collector.yaml sets it",
+    "SENTINEL_OTELCOL_BASELINE_SAMPLING_PERCENT": "the local Collector's knob; k8s/base/otel-collector.yaml sets it",
     "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
     # The MCP proxy's emitter runs where the proxy runs, beside MCP clients, not in the pipeline's pods.
