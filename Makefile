@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 run: $(VENV)/.installed
 	$(BIN)/sentinel up --demo
 
+# Three Kafka brokers, as in k8s/ (docs/reliability.md); `sentinel up` keeps one unless told otherwise.
+test: export SENTINEL_KAFKA_BROKERS ?= 3
 test: $(VENV)/.installed
 	$(BIN)/sentinel stack up
 	$(BIN)/ruff check .
