@@ -4,6 +4,9 @@ broker and a controller."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -213,6 +216,13 @@ class Kafka(Service):
         )
 
     def down(self, timeout: float = 30.0) -> bool:
+        # Every node told at once: one by one, each waited out a controlled shutdown that the
+        # nodes still running kept alive, and the last could not hand its leadership to anyone.
+        for node in self.nodes:
+            pid = node.pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM)
         stopped = [node.down(timeout) for node in self.nodes]
         return any(stopped)
 
