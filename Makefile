@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint down
+.PHONY: run test lint down image
 run: $(VENV)/.installed
 	$(BIN)/sentinel up --demo
 
@@ -17,6 +17,10 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+
+# The container image every k8s/ manifest runs (Containerfile), built with buildah: image/build.sh.
+image:
+	image/build.sh
 
 down: $(VENV)/.installed
 	$(BIN)/sentinel down
