@@ -216,14 +216,17 @@ class Kafka(Service):
         )
 
     def down(self, timeout: float = 30.0) -> bool:
+        # Also the nodes of the other size this stack may run (`make test` starts three, a later
+        # `sentinel down` in a shell without SENTINEL_KAFKA_BROKERS=3 must still stop them).
+        nodes = [*self.nodes, *(n for n in _every_node() if n.name not in {m.name for m in self.nodes})]
         # Every node told at once: one by one, each waited out a controlled shutdown that the
         # nodes still running kept alive, and the last could not hand its leadership to anyone.
-        for node in self.nodes:
+        for node in nodes:
             pid = node.pid()
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
-        stopped = [node.down(timeout) for node in self.nodes]
+        stopped = [node.down(timeout) for node in nodes]
         return any(stopped)
 
     def after_ready(self) -> None:
@@ -245,6 +248,11 @@ class Kafka(Service):
             return None
         (leader,) = leaders
         return next(node for node in self.nodes if node.node_id == leader)
+
+
+def _every_node() -> list[KafkaNode]:
+    """The nodes of both sizes the local stack runs: one, or three."""
+    return [KafkaNode(1, 1), *(KafkaNode(n, 3) for n in range(1, 4))]
 
 
 def node_port(node_id: int) -> int:
