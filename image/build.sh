@@ -42,6 +42,6 @@ fi
 step "building $IMAGE from $BASE (buildah, chroot isolation; the Python packages come from PyPI)"
 started=$(date +%s)
 ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
-buildah "${storage[@]}" bud --isolation chroot --layers --secret "id=pip-ca,src=$ca" \
+buildah "${storage[@]}" bud --isolation chroot --layers --force-rm --secret "id=pip-ca,src=$ca" \
     --build-arg "BASE=$BASE" -f Containerfile -t "$IMAGE" . >&2
 step "built $IMAGE in $(( $(date +%s) - started )) s; $(podman "${storage[@]}" image inspect --format '{{.Size}}' "$IMAGE") bytes"
