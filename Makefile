@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint down
+.PHONY: run test lint down image
 run: $(VENV)/.installed
 	$(BIN)/sentinel up --demo
 
+# Three Kafka brokers, as in k8s/ (docs/reliability.md); `sentinel up` keeps one unless told otherwise.
+test: export SENTINEL_KAFKA_BROKERS ?= 3
 test: $(VENV)/.installed
 	$(BIN)/sentinel stack up
 	$(BIN)/ruff check .
@@ -15,6 +17,10 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+
+# The container image every k8s/ manifest runs (Containerfile), built with buildah: image/build.sh.
+image:
+	image/build.sh
 
 down: $(VENV)/.installed
 	$(BIN)/sentinel down

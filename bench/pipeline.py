@@ -35,7 +35,7 @@ TRACING_OFF_CONTROL = "tracing_off_control"
 _UNTRACED = {"OTEL_SDK_DISABLED": "true"}
 TRACING_CONFIGS: dict[str, dict[str, str]] = {
     TRACING_OFF: _UNTRACED,
-    # Exported to Jaeger at the endpoint processes.process_env() sets by default.
+    # Exported to the local Collector (then Jaeger) at the endpoint processes.process_env() sets by default.
     SAMPLED_100: {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
     SAMPLED_10: {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     # The same environment, not a copy of it: the control stays tracing off if that ever changes.

@@ -44,6 +44,9 @@ INGEST_PORT = _port("SENTINEL_INGEST_PORT", 8080)
 # ingest's WSGI server (granian) listens here on loopback, behind nginx on INGEST_PORT (a buffering
 # proxy: the app's threads never wait on a slow client's body).
 INGEST_UPSTREAM_PORT = _int("SENTINEL_INGEST_UPSTREAM_PORT", INGEST_PORT + 1)
+# The local Kafka: one KRaft node, or three (each broker and controller, `make test`'s topology, as in
+# k8s). Node n listens on KAFKA_PORT + 2(n-1) and its controller on KAFKA_CONTROLLER_PORT + 2(n-1).
+KAFKA_BROKERS = _int("SENTINEL_KAFKA_BROKERS", 1)
 KAFKA_PORT = _port("SENTINEL_KAFKA_PORT", 9092)
 KAFKA_CONTROLLER_PORT = _port("SENTINEL_KAFKA_CONTROLLER_PORT", 9093)
 CLICKHOUSE_PORT = _port("SENTINEL_CLICKHOUSE_PORT", 9000)
@@ -51,8 +54,14 @@ CLICKHOUSE_HTTP_PORT = _port("SENTINEL_CLICKHOUSE_HTTP_PORT", 8123)
 RABBITMQ_PORT = _port("SENTINEL_RABBITMQ_PORT", 5672)
 RABBITMQ_DIST_PORT = _port("SENTINEL_RABBITMQ_DIST_PORT", 25672)
 REDIS_PORT = _port("SENTINEL_REDIS_PORT", 6379)
-JAEGER_OTLP_GRPC_PORT = _port("SENTINEL_JAEGER_OTLP_GRPC_PORT", 4317)
-JAEGER_OTLP_HTTP_PORT = _port("SENTINEL_JAEGER_OTLP_HTTP_PORT", 4318)
+# The OpenTelemetry Collector, where every process sends its spans (OTLP on its usual ports); it
+# tail-samples whole traces and passes what it keeps to Jaeger's own OTLP ports (Tempo in k8s).
+OTELCOL_OTLP_GRPC_PORT = _port("SENTINEL_OTELCOL_OTLP_GRPC_PORT", 4317)
+OTELCOL_OTLP_HTTP_PORT = _port("SENTINEL_OTELCOL_OTLP_HTTP_PORT", 4318)
+OTELCOL_HEALTH_PORT = _port("SENTINEL_OTELCOL_HEALTH_PORT", 13134)
+OTELCOL_METRICS_PORT = _port("SENTINEL_OTELCOL_METRICS_PORT", 8888)
+JAEGER_OTLP_GRPC_PORT = _port("SENTINEL_JAEGER_OTLP_GRPC_PORT", 14317)
+JAEGER_OTLP_HTTP_PORT = _port("SENTINEL_JAEGER_OTLP_HTTP_PORT", 14318)
 JAEGER_QUERY_PORT = _port("SENTINEL_JAEGER_QUERY_PORT", 16686)
 FLOWER_PORT = _port("SENTINEL_FLOWER_PORT", 5555)
 # Prometheus /metrics of the processes without an HTTP server of their own.
@@ -63,7 +72,9 @@ JAEGER_GRPC_QUERY_PORT = _port("SENTINEL_JAEGER_GRPC_QUERY_PORT", 16685)
 JAEGER_HEALTH_PORT = _port("SENTINEL_JAEGER_HEALTH_PORT", 13133)
 
 # Client addresses, derived from the ports unless set outright (as k8s does).
-KAFKA_BOOTSTRAP = _str("SENTINEL_KAFKA_BOOTSTRAP", f"{HOST}:{KAFKA_PORT}")
+KAFKA_BOOTSTRAP = _str(
+    "SENTINEL_KAFKA_BOOTSTRAP", ",".join(f"{HOST}:{KAFKA_PORT + 2 * n}" for n in range(KAFKA_BROKERS))
+)
 CLICKHOUSE_HOST = _str("SENTINEL_CLICKHOUSE_HOST", HOST)
 CLICKHOUSE_DATABASE = _str("SENTINEL_CLICKHOUSE_DATABASE", "sentinel")
 CLICKHOUSE_USER = _str("SENTINEL_CLICKHOUSE_USER", "default")
@@ -72,6 +83,12 @@ CELERY_BROKER_URL = _str("SENTINEL_CELERY_BROKER_URL", f"amqp://guest:guest@{HOS
 REDIS_URL = _str("SENTINEL_REDIS_URL", f"redis://{HOST}:{REDIS_PORT}/0")
 JAEGER_QUERY_URL = _str("SENTINEL_JAEGER_QUERY_URL", f"http://{HOST}:{JAEGER_QUERY_PORT}")
 INGEST_URL = _str("SENTINEL_INGEST_URL", f"http://{HOST}:{INGEST_PORT}")
+
+# The local Collector's tail-sampling knobs, the environment variables k8s/base/config/otel-collector.yaml
+# reads (k8s/base/otel-collector.yaml sets 1000 and 5; the laptop overlay keeps every trace). Locally
+# every ordinary trace is kept too, so the demo, `sentinel trace` and the tests find any event's trace.
+OTELCOL_SLOW_TRACE_THRESHOLD_MS = _int("SENTINEL_OTELCOL_SLOW_TRACE_THRESHOLD_MS", 1000)
+OTELCOL_BASELINE_SAMPLING_PERCENT = _float("SENTINEL_OTELCOL_BASELINE_SAMPLING_PERCENT", 100.0)
 
 # Topics: one place for their names (operators and tests rely on them).
 EVENTS_TOPIC = _str("SENTINEL_EVENTS_TOPIC", "mcp.events")
@@ -82,6 +99,10 @@ DLQ_TOPIC = _str("SENTINEL_DLQ_TOPIC", "mcp.events.dlq")
 # (k8s/base/config/sentinel.env), room for 4 bridge replicas.
 EVENTS_TOPIC_PARTITIONS = _int("SENTINEL_EVENTS_TOPIC_PARTITIONS", 2)
 BRIDGE_GROUP = _str("SENTINEL_BRIDGE_GROUP", "sentinel-bridge")
+# Replicas of each partition of both topics, and how many must have a write before it is acknowledged
+# (acks=all): with three brokers, one may be lost without refusing or losing an event.
+EVENTS_TOPIC_REPLICATION_FACTOR = _int("SENTINEL_EVENTS_TOPIC_REPLICATION_FACTOR", min(KAFKA_BROKERS, 3))
+KAFKA_MIN_INSYNC_REPLICAS = _int("SENTINEL_KAFKA_MIN_INSYNC_REPLICAS", 2 if KAFKA_BROKERS >= 3 else 1)
 # Each partition of the events and dead-letter topics keeps at most this many bytes, oldest
 # segments deleted first, consumed or not (locally the broker's default; in k8s the topics' own
 # config, sized per overlay to the broker's volume). Retention by time alone (Kafka's 7 days) lets

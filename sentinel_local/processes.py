@@ -29,7 +29,8 @@ VENV_BIN = Path(sys.executable).parent
 
 def process_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{settings.HOST}:{settings.JAEGER_OTLP_HTTP_PORT}")
+    # To the Collector (sentinel_local/stack/otelcol.py), as in k8s; it passes sampled traces to Jaeger.
+    env.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{settings.HOST}:{settings.OTELCOL_OTLP_HTTP_PORT}")
     env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     # Export spans within half a second so a trace is complete soon after its event lands.
     env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "500")

@@ -1,4 +1,4 @@
-"""Install, start, stop only the real services (Kafka, ClickHouse, RabbitMQ, Redis, Jaeger)."""
+"""Install, start, stop only the real services (Kafka, ClickHouse, RabbitMQ, Redis, Jaeger, the Collector)."""
 
 from __future__ import annotations
 

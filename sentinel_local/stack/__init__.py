@@ -1,4 +1,5 @@
-"""The local stack: real Kafka, ClickHouse, RabbitMQ, Redis and Jaeger on loopback, no Docker.
+"""The local stack: real Kafka, ClickHouse, RabbitMQ, Redis, Jaeger and the OpenTelemetry Collector
+on loopback, no Docker.
 
 `up()` installs what is missing, starts each service, waits until it answers its protocol and
 reuses whatever already runs; `down()` stops what we started. The README, the tests and CI all
@@ -13,13 +14,15 @@ from collections.abc import Iterable
 from sentinel_local.stack.clickhouse import ClickHouse
 from sentinel_local.stack.jaeger import Jaeger
 from sentinel_local.stack.kafka import Kafka
+from sentinel_local.stack.otelcol import Otelcol
 from sentinel_local.stack.rabbitmq import RabbitMQ
 from sentinel_local.stack.redis import Redis
 from sentinel_local.stack.runner import Service, ServiceError
 
 __all__ = ["SERVICES", "Service", "ServiceError", "down", "get", "status", "up"]
 
-SERVICES: tuple[Service, ...] = (Kafka(), ClickHouse(), RabbitMQ(), Redis(), Jaeger())
+# The Collector after Jaeger, the backend it exports to.
+SERVICES: tuple[Service, ...] = (Kafka(), ClickHouse(), RabbitMQ(), Redis(), Jaeger(), Otelcol())
 
 
 def get(name: str) -> Service:

@@ -161,6 +161,24 @@ class Service(ABC):
             # Ours, alive, not (yet) answering: wait for it rather than start a second copy.
             self._wait_ready(None)
             return "reused"
+        self._wait_ready(self._spawn())
+        return "started"
+
+    def start(self) -> str:
+        """Start the process unless ours runs or its port answers, without waiting for it (a cluster
+        starts all its nodes before any can be ready); then `check_alive` while waiting."""
+        if self.pid() is not None or port_open(self.port):
+            return "reused"
+        self._spawn()
+        return "started"
+
+    def check_alive(self) -> None:
+        """Raise ServiceError, with its log, if our process is not running."""
+        if self.pid() is None:
+            last = tail(self.log_path)
+            raise ServiceError(f"{self.name} exited while starting; last lines of {self.log_path}:\n{last}")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         if not self.installed():
             self.install()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -178,8 +196,7 @@ class Service(ABC):
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{proc.pid}\n{self.argv()[0]}")
-        self._wait_ready(proc)
-        return "started"
+        return proc
 
     def _wait_ready(self, proc: subprocess.Popen[bytes] | None) -> None:
         deadline = time.monotonic() + self.start_timeout

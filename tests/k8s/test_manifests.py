@@ -66,6 +66,7 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_STACK_DIR": "where `sentinel stack` keeps the local services; nothing in the cluster runs them",
     "SENTINEL_PORT_OFFSET": "shifts the local stack's default ports; the cluster sets each port and address it uses",
     "SENTINEL_KAFKA_PORT": "only builds the default SENTINEL_KAFKA_BOOTSTRAP, which the ConfigMap sets outright",
+    "SENTINEL_KAFKA_BROKERS": "the local cluster's size; the cluster's is kafka.yaml's replicas",
     "SENTINEL_KAFKA_CONTROLLER_PORT": "the local broker's controller listener; the cluster's is in server.properties",
     "SENTINEL_CLICKHOUSE_HTTP_PORT": "the local ClickHouse's HTTP listener; the processes speak the native protocol",
     "SENTINEL_RABBITMQ_PORT": "only builds the default broker URL, which comes whole from a Secret",
@@ -77,6 +78,12 @@ DEFAULTED: dict[str, str] = {
     "SENTINEL_JAEGER_QUERY_URL": "`sentinel trace` reads local Jaeger's API; the cluster's traces are in Tempo",
     "SENTINEL_JAEGER_GRPC_QUERY_PORT": "local Jaeger's gRPC query port; the cluster has Tempo",
     "SENTINEL_JAEGER_HEALTH_PORT": "local Jaeger's health port; the cluster has Tempo",
+    "SENTINEL_OTELCOL_OTLP_GRPC_PORT": "the local Collector's OTLP port; in the cluster, otel-collector:4317",
+    "SENTINEL_OTELCOL_OTLP_HTTP_PORT": "the local Collector's OTLP port; the processes use OTEL_EXPORTER_OTLP_ENDPOINT",
+    "SENTINEL_OTELCOL_HEALTH_PORT": "the local Collector's health port; the cluster's is in its config",
+    "SENTINEL_OTELCOL_METRICS_PORT": "the local Collector's metrics port; the cluster's is in its config",
+    "SENTINEL_OTELCOL_SLOW_TRACE_THRESHOLD_MS": "the local Collector's knob; k8s/base/otel-collector.yaml sets it",
+    "SENTINEL_OTELCOL_BASELINE_SAMPLING_PERCENT": "the local Collector's knob; k8s/base/otel-collector.yaml sets it",
     "OTEL_SERVICE_NAME": "each process names itself (sentinel-ingest, -bridge, ...); one shared value would merge them",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "falls back to OTEL_EXPORTER_OTLP_PROTOCOL, which the ConfigMap sets",
     # The MCP proxy's emitter runs where the proxy runs, beside MCP clients, not in the pipeline's pods.
@@ -380,7 +387,9 @@ def test_the_laptop_overlay_runs_one_replica_of_everything(built: dict[str, list
     docs = built["overlays/laptop"]
     assert _find(docs, "HorizontalPodAutoscaler", "ingest")["spec"]["minReplicas"] == 1
     for _, workload in _workloads({"laptop": docs}):
-        assert workload["spec"].get("replicas", 1) == 1, workload["metadata"]["name"]
+        # Kafka keeps its quorum of three: mcp.events has three replicas everywhere.
+        expected = 3 if workload["metadata"]["name"] == "kafka" else 1
+        assert workload["spec"].get("replicas", 1) == expected, workload["metadata"]["name"]
     assert "minAvailable" not in _find(docs, "PodDisruptionBudget", "ingest")["spec"]
 
 
@@ -392,6 +401,31 @@ def test_dependencies_are_statefulsets_and_kafka_runs_kraft(built: dict[str, lis
         properties = _configmap(docs, "kafka-config")["data"]["server.properties"]
         assert "process.roles=broker,controller" in properties
         assert "zookeeper" not in properties
+
+
+def test_kafka_is_three_brokers_with_mcp_events_at_rf_3_and_two_in_sync(built: dict[str, list[Doc]]) -> None:
+    for name, docs in built.items():
+        kafka = _find(docs, "StatefulSet", "kafka")
+        assert kafka["spec"]["replicas"] == 3, name
+        assert kafka["spec"]["podManagementPolicy"] == "Parallel", name
+        lines = _configmap(docs, "kafka-config")["data"]["server.properties"].splitlines()
+        properties = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+        voters = properties["controller.quorum.voters"].split(",")
+        assert voters == [f"{n + 1}@kafka-{n}.kafka:9093" for n in range(3)], name
+        assert "node.id" not in properties  # per pod, from its ordinal
+        for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+            assert properties[key] == "3", (name, key)
+        assert properties["min.insync.replicas"] == "2", name
+        configmap = _configmap(docs, CONFIGMAP)["data"]
+        assert configmap["SENTINEL_EVENTS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert configmap["SENTINEL_KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        pod = _find(docs, "Deployment", "ingest")["spec"]["template"]["spec"]
+        (init,) = [c for c in pod["initContainers"] if c["name"] == "kafka-topics"]
+        script = init["command"][-1]
+        assert '--replication-factor "$SENTINEL_EVENTS_TOPIC_REPLICATION_FACTOR"' in script
+        assert "min.insync.replicas=$SENTINEL_KAFKA_MIN_INSYNC_REPLICAS" in script
+        (container,) = kafka["spec"]["template"]["spec"]["containers"]
+        assert "node.id=$(( ${POD_NAME##*-} + 1 ))" in container["command"][-1]
 
 
 def _bytes(quantity: str) -> int:

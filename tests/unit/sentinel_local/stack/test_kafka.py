@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import PartitionMetadata, TopicMetadata
@@ -56,3 +57,22 @@ def test_other_count_is_refused_with_both_ways_out() -> None:
     assert f"has {found} partitions" in message
     assert f"SENTINEL_EVENTS_TOPIC_PARTITIONS={found}" in message
     assert str(settings.STACK_DIR / "kafka") in message
+
+
+def _properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_three_nodes_share_one_quorum_and_keep_three_replicas_of_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "KAFKA_MIN_INSYNC_REPLICAS", 2)
+    second = _properties(kafka.server_properties(2, 3, Path("/data")))
+    host, port, controller = settings.HOST, settings.KAFKA_PORT, settings.KAFKA_CONTROLLER_PORT
+    assert second["node.id"] == "2"
+    assert second["controller.quorum.voters"] == ",".join(f"{n + 1}@{host}:{controller + 2 * n}" for n in range(3))
+    assert second["listeners"] == f"PLAINTEXT://{host}:{port + 2},CONTROLLER://{host}:{controller + 2}"
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert second[key] == "3"
+    assert second["min.insync.replicas"] == "2"
+    single = _properties(kafka.server_properties(1, 1, Path("/data")))
+    assert single["offsets.topic.replication.factor"] == "1"
+    assert single["controller.quorum.voters"] == f"1@{host}:{controller}"
