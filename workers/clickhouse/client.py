@@ -51,6 +51,11 @@ def supports_dedup_token(version: tuple[int, int]) -> bool:
     return version >= (22, 2)
 
 
+def supports_ttl(version: tuple[int, int]) -> bool:
+    """Table TTL arrived in 19.6; on older servers retention is beat's partition drop alone."""
+    return version >= (19, 6)
+
+
 def dedup_supported(client: Client) -> bool:
     """Whether the server behind `client` takes `insert_deduplication_token`; asked once per client."""
     answer = _dedup_answers.get(client)

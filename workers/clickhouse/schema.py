@@ -1,26 +1,60 @@
-"""The `sentinel.mcp_events` schema and the migration every process runs at start.
+"""The ClickHouse tables of `sentinel`: their names and DDL (applied by workers/clickhouse/migrations.py).
 
-The DDL must hold on Debian's ClickHouse 18.16 (no DateTime64, no LowCardinality by default) and on
-current ClickHouse (checked with chdb in tests/unit/test_schema.py). Rows are keyed by event_id in a
-ReplacingMergeTree, so a redelivered event is one row once merged, and read exactly once with FINAL.
-On servers that have it, a non-replicated deduplication window lets a retried chunk's identical
-insert (same `insert_deduplication_token`) be dropped outright.
+The DDL must hold on Debian's ClickHouse 18.16 (no DateTime64, LowCardinality, skip indexes,
+projections or TTL) and on current ClickHouse (checked with chdb in
+tests/unit/workers/clickhouse/test_schema.py).
+
+`mcp_events` (schema v2) holds one row per event: typed audit columns beside the payload. It is a
+ReplacingMergeTree ordered by `(server, tool, event_time, event_id)`, so the questions operators ask
+(a server's calls in a time range, one tool's calls, who called it) read a few granules, and a
+redelivered event is one row once merged, read exactly once with FINAL. Every column of the sorting
+and partition keys comes from the Kafka message (the payload, or its timestamp when the event has
+none), so all copies of an event share one key.
+
+18.16 has no skip indexes, so the lookups by event_id, trace_id and session_id are narrow tables
+ordered by them, each filled by a materialized view, holding the main table's key of the event
+(`queries.py` reads the row through that key). `mcp_calls_minutely` is the per-minute rollup.
 """
 
 from __future__ import annotations
 
-from clickhouse_driver import Client
-
 from sentinel import settings
-from workers.clickhouse.client import server_version, supports_dedup_token
+from sentinel.events import ERROR_STATUSES
 
 DATABASE = settings.CLICKHOUSE_DATABASE
 EVENTS_TABLE = "mcp_events"
 QUALIFIED_EVENTS_TABLE = f"{DATABASE}.{EVENTS_TABLE}"
+# Where the migration to schema v2 keeps a v1 table it copied (an operator drops it when satisfied).
+V1_EVENTS_TABLE = "mcp_events_v1"
 DEDUP_WINDOW = 10_000
 
 # Insert order for the writer; one source for both.
 EVENT_COLUMNS = (
+    "event_id",
+    "trace_id",
+    "span_id",
+    "event_type",
+    "event_time",
+    "event_time_ms",
+    "received_at",
+    "session_id",
+    "server",
+    "method",
+    "tool",
+    "status",
+    "duration_ms",
+    "principal",
+    "client_name",
+    "client_version",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "insert_trace_id",
+    "insert_span_id",
+    "payload",
+)
+# The v1 table's columns (event id, trace ids, offsets, payload), which the migration reads.
+V1_EVENT_COLUMNS = (
     "event_id",
     "trace_id",
     "span_id",
@@ -33,11 +67,59 @@ EVENT_COLUMNS = (
     "insert_span_id",
     "payload",
 )
+# The main table's sorting key: the lookup tables carry it to reach an event's row.
+EVENT_KEY = ("server", "tool", "event_time", "event_id")
+
+# An SQL list of the statuses counted as errors, for the rollup view and the audit queries.
+ERROR_STATUS_SQL = "(" + ", ".join(f"'{s}'" for s in ERROR_STATUSES) + ")"
 
 
-def events_table_ddl(*, dedup_window: bool, database: str = DATABASE) -> str:
-    settings_clause = f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup_window else ""
-    return f"""CREATE TABLE IF NOT EXISTS {database}.{EVENTS_TABLE}
+def _ttl(column: str, *, ttl: bool) -> str:
+    return f"\nTTL {column} + INTERVAL {settings.RETENTION_DAYS} DAY" if ttl and settings.RETENTION_DAYS > 0 else ""
+
+
+def _settings(*, dedup_window: bool) -> str:
+    return f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup_window else ""
+
+
+def events_table_ddl(*, dedup_window: bool, ttl: bool, database: str = DATABASE, table: str = EVENTS_TABLE) -> str:
+    """Schema v2. `event_time` is the event's `timestamp` (to the second; `event_time_ms` in full),
+    else when ingest produced it. `duration_ms` is 0 and strings are '' where the event has none."""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}
+(
+    event_id         UUID,
+    trace_id         FixedString(32),
+    span_id          FixedString(16),
+    event_type       String,
+    event_time       DateTime,
+    event_time_ms    UInt64,
+    received_at      DateTime,
+    inserted_at      DateTime DEFAULT now(),
+    session_id       String,
+    server           String,
+    method           String,
+    tool             String,
+    status           String,
+    duration_ms      Float64,
+    principal        String,
+    client_name      String,
+    client_version   String,
+    kafka_topic      String,
+    kafka_partition  UInt32,
+    kafka_offset     UInt64,
+    insert_trace_id  FixedString(32),
+    insert_span_id   FixedString(16),
+    payload          String
+)
+ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY ({", ".join(EVENT_KEY)}){_ttl("event_time", ttl=ttl)}{_settings(dedup_window=dedup_window)}"""
+
+
+def v1_events_table_ddl(*, database: str = DATABASE, table: str = EVENTS_TABLE) -> str:
+    """Schema v1, as older installs have it: what the migration to v2 copies from, and the benchmark's
+    baseline."""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}
 (
     event_id         UUID,
     trace_id         FixedString(32),
@@ -54,8 +136,107 @@ def events_table_ddl(*, dedup_window: bool, database: str = DATABASE) -> str:
 )
 ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY toYYYYMM(received_at)
-ORDER BY event_id{settings_clause}"""
+ORDER BY event_id"""
 
+
+# -- lookups: one narrow table per key the main table is not ordered by --------------------------
+
+
+class Lookup:
+    """A lookup table ordered by `by`, holding the main table's key of each event."""
+
+    def __init__(self, table: str, by: tuple[str, ...], by_types: tuple[str, ...]) -> None:
+        self.table = table
+        self.view = f"{table}_mv"
+        self.by = by
+        self.by_types = by_types
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.by + tuple(c for c in EVENT_KEY if c not in self.by)
+
+    def table_ddl(self, *, ttl: bool, database: str = DATABASE) -> str:
+        types = dict(zip(self.by, self.by_types, strict=True)) | {
+            "server": "String",
+            "tool": "String",
+            "event_time": "DateTime",
+            "event_id": "UUID",
+        }
+        body = ",\n".join(f"    {c:<12} {types[c]}" for c in self.columns)
+        order = ", ".join(self.by if "event_id" in self.by else (*self.by, "event_id"))
+        return f"""CREATE TABLE IF NOT EXISTS {database}.{self.table}
+(
+{body}
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(event_time)
+ORDER BY ({order}){_ttl("event_time", ttl=ttl)}"""
+
+    def view_ddl(self, *, database: str = DATABASE) -> str:
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{self.view} TO {database}.{self.table}"
+            f" AS SELECT {', '.join(self.columns)} FROM {database}.{EVENTS_TABLE}"
+        )
+
+
+BY_EVENT_ID = Lookup("mcp_events_by_id", ("event_id",), ("UUID",))
+BY_TRACE_ID = Lookup("mcp_events_by_trace", ("trace_id",), ("FixedString(32)",))
+BY_SESSION = Lookup("mcp_events_by_session", ("session_id", "event_time"), ("String", "DateTime"))
+LOOKUPS = (BY_EVENT_ID, BY_TRACE_ID, BY_SESSION)
+
+
+# -- the per-minute rollup -----------------------------------------------------------------------
+
+ROLLUP_TABLE = "mcp_calls_minutely"
+ROLLUP_VIEW = f"{ROLLUP_TABLE}_mv"
+QUALIFIED_ROLLUP_TABLE = f"{DATABASE}.{ROLLUP_TABLE}"
+# The duration quantiles the rollup keeps; a -Merge must name the same levels.
+QUANTILE_LEVELS = "0.5, 0.95, 0.99"
+
+
+def rollup_table_ddl(*, ttl: bool, database: str = DATABASE) -> str:
+    """Calls and errors are sets of event ids (uniqExact), so an event inserted twice (a re-sent
+    chunk reaches the view again on 18.16) is counted once: the counts equal the rows read with
+    FINAL. The duration quantiles are t-digest states, approximate, and weigh a twice-inserted
+    event twice."""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{ROLLUP_TABLE}
+(
+    minute     DateTime,
+    server     String,
+    tool       String,
+    status     String,
+    calls      AggregateFunction(uniqExact, UUID),
+    errors     AggregateFunction(uniqExactIf, UUID, UInt8),
+    duration   AggregateFunction(quantilesTDigestIf({QUANTILE_LEVELS}), Float64, UInt8)
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(minute)
+ORDER BY (server, tool, status, minute){_ttl("minute", ttl=ttl)}"""
+
+
+def rollup_select(*, database: str = DATABASE) -> str:
+    """What the view adds per insert, and what a backfill adds from the rows already stored. Only
+    events with an outcome (a status) have a duration."""
+    return f"""SELECT
+    toStartOfMinute(event_time) AS minute,
+    server,
+    tool,
+    status,
+    uniqExactState(event_id) AS calls,
+    uniqExactIfState(event_id, status IN {ERROR_STATUS_SQL}) AS errors,
+    quantilesTDigestIfState({QUANTILE_LEVELS})(duration_ms, status != '') AS duration
+FROM {database}.{EVENTS_TABLE}
+GROUP BY minute, server, tool, status"""
+
+
+def rollup_view_ddl(*, database: str = DATABASE) -> str:
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{ROLLUP_VIEW} TO {database}.{ROLLUP_TABLE}"
+        f" AS {rollup_select(database=database)}"
+    )
+
+
+# -- the canary's and the migrations' own tables ------------------------------------------------
 
 CANARY_TABLE = "pipeline_canary"
 QUALIFIED_CANARY_TABLE = f"{DATABASE}.{CANARY_TABLE}"
@@ -77,19 +258,30 @@ PARTITION BY toYYYYMM(sent_at)
 ORDER BY sent_at"""
 
 
-_migrated: set[int] = set()
+MIGRATIONS_TABLE = "schema_migrations"
+MIGRATION_LOCK_TABLE = "schema_migrations_lock"
 
 
-def migrate(client: Client) -> None:
-    """Create the database and tables if missing. Idempotent; safe from several processes at once."""
-    client.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-    client.execute(events_table_ddl(dedup_window=supports_dedup_token(server_version(client))))
-    client.execute(canary_table_ddl())
-    _migrated.add(id(client))
+def migrations_table_ddl(*, database: str = DATABASE) -> str:
+    """One row per applied migration; a migration recorded twice (a lock taken over from a holder
+    that was not dead after all) is one row once merged."""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{MIGRATIONS_TABLE}
+(
+    version     UInt32,
+    name        String,
+    applied_at  DateTime DEFAULT now(),
+    seconds     Float64,
+    notes       String
+)
+ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version"""
 
 
-def ensure_schema(client: Client) -> None:
-    """Migrate once per client. Processes call this before their first write rather than only at
-    start, so a process that started while ClickHouse was away still creates the schema."""
-    if id(client) not in _migrated:
-        migrate(client)
+def migration_lock_ddl(*, database: str = DATABASE) -> str:
+    """Created without IF NOT EXISTS: the one CREATE that succeeds holds the lock. Its rows are the
+    holder's heartbeats."""
+    return f"CREATE TABLE {database}.{MIGRATION_LOCK_TABLE} (holder String, beat UInt64) ENGINE = Memory"
+
+
+# Tables with monthly partitions that retention drops from.
+RETAINED_TABLES = (EVENTS_TABLE, ROLLUP_TABLE, *(lookup.table for lookup in LOOKUPS))
