@@ -35,6 +35,8 @@ ATTRIBUTES_FIELD = "attributes"
 # The MCP client's name and version: top-level fields, or in `attributes` where the proxy puts them.
 CLIENT_NAME_FIELD = "client_name"
 CLIENT_VERSION_FIELD = "client_version"
+# Why a call failed: the proxy puts it in `attributes` (read from the payload of failed calls only).
+ERROR_MESSAGE_FIELD = "error_message"
 
 # `status` values: a call that did not succeed is an error, except one the client cancelled.
 STATUS_OK = "ok"

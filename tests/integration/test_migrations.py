@@ -156,3 +156,38 @@ def test_a_live_holders_lock_is_waited_for(database: str) -> None:
     waiter = migration_lock(new_client(), new_client, database=database, stale_s=5.0, timeout_s=3.0)
     with migration_lock(client, new_client, database=database), pytest.raises(MigrationLockTimeout):
         waiter.__enter__()
+
+
+def test_retention_drops_old_months_from_every_table(database: str) -> None:
+    from datetime import UTC, datetime
+
+    from workers.clickhouse.retention import drop_expired
+    from workers.clickhouse.schema import EVENT_COLUMNS, RETAINED_TABLES
+
+    client = new_client()
+    migrate(client, database)
+    now = datetime.now(UTC)
+    old, recent = 1_577_836_800, int(now.timestamp())  # 2020-01-01, now
+    rows = []
+    for at in (old, recent):
+        values = dict.fromkeys(EVENT_COLUMNS, "")
+        values |= {
+            "event_id": uuid.uuid4(),
+            "trace_id": "a" * 32,
+            "span_id": "b" * 16,
+            "event_time": at,
+            "event_time_ms": at * 1000,
+            "received_at": at,
+            "duration_ms": 1.0,
+            "kafka_partition": 0,
+            "kafka_offset": 0,
+            "insert_trace_id": "c" * 32,
+            "insert_span_id": "d" * 16,
+        }
+        rows.append(tuple(values[c] for c in EVENT_COLUMNS))
+    client.execute(f"INSERT INTO {database}.{EVENTS_TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES", rows)
+    dropped = drop_expired(client, database, days=30, now=now)
+    assert dropped == {table: ["202001"] for table in sorted(RETAINED_TABLES)}
+    for table in RETAINED_TABLES:
+        times = client.execute(f"SELECT count() FROM {database}.{table}")[0][0]
+        assert times == 1, table

@@ -23,9 +23,7 @@ def new_client(**kwargs: object) -> Client:
         port=settings.CLICKHOUSE_PORT,
         user=settings.CLICKHOUSE_USER,
         password=settings.CLICKHOUSE_PASSWORD,
-        connect_timeout=5,
-        send_receive_timeout=60,
-        **kwargs,
+        **{"connect_timeout": 5, "send_receive_timeout": 60, **kwargs},
     )
 
 

@@ -1,0 +1,150 @@
+"""The operators' questions of the audit rows, as `sentinel audit` asks them.
+
+Tool figures come from the per-minute rollup; calls (errors, slow ones, a session's, one tool's)
+from the events table read with FINAL, so a redelivered event shows once. Every query filters on a
+prefix of the events table's key (server, tool, event_time) or goes through a lookup table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from clickhouse_driver import Client
+
+from sentinel.events import ERROR_MESSAGE_FIELD
+from workers.clickhouse.schema import (
+    BY_SESSION,
+    DATABASE,
+    ERROR_STATUS_SQL,
+    EVENT_KEY,
+    EVENTS_TABLE,
+    QUANTILE_LEVELS,
+    ROLLUP_TABLE,
+)
+
+
+@dataclass(frozen=True)
+class ToolFigures:
+    server: str
+    tool: str
+    calls: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class Call:
+    time_ms: int  # epoch milliseconds
+    server: str
+    tool: str
+    method: str
+    status: str
+    duration_ms: float
+    principal: str
+    session_id: str
+    event_id: str
+    trace_id: str
+    error: str  # the error message the event carries, for failed calls
+
+
+@dataclass(frozen=True)
+class Window:
+    """Event times from `since` to `until` (UTC datetimes, naive as clickhouse-driver sends them)."""
+
+    since: datetime
+    until: datetime
+
+    def params(self) -> dict[str, datetime]:
+        return {"since": self.since, "until": self.until}
+
+
+_CALL_COLUMNS = (
+    "event_time_ms, server, tool, method, status, duration_ms, principal, session_id, toString(event_id), trace_id,"
+    f" if(status IN {ERROR_STATUS_SQL}, visitParamExtractString(payload, '{ERROR_MESSAGE_FIELD}'), '')"
+)
+_TIME = "event_time >= %(since)s AND event_time <= %(until)s"
+
+
+def top_tools(client: Client, window: Window, *, server: str | None = None, limit: int = 20) -> list[ToolFigures]:
+    """Tools by calls over the window, with their errors and duration quantiles (from the rollup)."""
+    where = "minute >= toStartOfMinute(toDateTime(%(since)s)) AND minute <= toDateTime(%(until)s)"
+    if server is not None:
+        where += " AND server = %(server)s"
+    rows = client.execute(
+        f"SELECT server, tool, uniqExactMerge(calls) AS n, uniqExactIfMerge(errors),"
+        f" quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration)"
+        f" FROM {DATABASE}.{ROLLUP_TABLE} WHERE {where} GROUP BY server, tool ORDER BY n DESC, server, tool"
+        " LIMIT %(limit)s",
+        {**window.params(), "server": server, "limit": limit},
+    )
+    return [
+        ToolFigures(s, t, int(n), int(e), *(round(float(q), 1) for q in quantiles)) for s, t, n, e, quantiles in rows
+    ]
+
+
+def _calls(client: Client, where: str, params: dict[str, object], order: str, limit: int) -> list[Call]:
+    rows = client.execute(
+        f"SELECT {_CALL_COLUMNS} FROM {DATABASE}.{EVENTS_TABLE} FINAL WHERE {where} ORDER BY {order} LIMIT %(limit)s",
+        {**params, "limit": limit},
+    )
+    return [Call(*row) for row in rows]
+
+
+def _scope(server: str | None, tool: str | None) -> str:
+    return "".join(
+        [" AND server = %(server)s" if server is not None else "", " AND tool = %(tool)s" if tool is not None else ""]
+    )
+
+
+def calls(
+    client: Client, window: Window, *, server: str | None = None, tool: str | None = None, limit: int = 100
+) -> list[Call]:
+    """The calls in the window, newest first."""
+    return _calls(
+        client,
+        _TIME + _scope(server, tool),
+        {**window.params(), "server": server, "tool": tool},
+        "event_time_ms DESC, event_id",
+        limit,
+    )
+
+
+def errors(
+    client: Client, window: Window, *, server: str | None = None, tool: str | None = None, limit: int = 100
+) -> list[Call]:
+    """The failed calls in the window, newest first, with the error each carries."""
+    return _calls(
+        client,
+        f"{_TIME}{_scope(server, tool)} AND status IN {ERROR_STATUS_SQL}",
+        {**window.params(), "server": server, "tool": tool},
+        "event_time_ms DESC, event_id",
+        limit,
+    )
+
+
+def slow(
+    client: Client, window: Window, *, server: str | None = None, tool: str | None = None, limit: int = 20
+) -> list[Call]:
+    """The slowest calls in the window, slowest first."""
+    return _calls(
+        client,
+        f"{_TIME}{_scope(server, tool)} AND status != ''",
+        {**window.params(), "server": server, "tool": tool},
+        "duration_ms DESC, event_id",
+        limit,
+    )
+
+
+def session(client: Client, session_id: str, *, limit: int = 1000) -> list[Call]:
+    """One session's events in the order they happened (through the lookup by session)."""
+    key = ", ".join(EVENT_KEY)
+    return _calls(
+        client,
+        f"({key}) IN (SELECT {key} FROM {DATABASE}.{BY_SESSION.table} WHERE session_id = %(session)s)",
+        {"session": session_id},
+        "event_time_ms, event_id",
+        limit,
+    )
