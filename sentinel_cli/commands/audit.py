@@ -88,6 +88,8 @@ def _record(row: Any) -> dict[str, Any]:
     if "trace_id" in record:
         record["time"] = _time(record.pop("time_ms"))
         record["trace_url"] = trace_url(record["trace_id"])
+    if "slowest_trace_id" in record:
+        record["slowest_trace_url"] = trace_url(record["slowest_trace_id"])
     return record
 
 
@@ -105,8 +107,12 @@ def as_table(rows: list[Any]) -> str:
     if not rows:
         return "(no rows)"
     if not hasattr(rows[0], "trace_id"):  # tool figures
-        fields = [f.name for f in dataclasses.fields(rows[0])]
-        return render(fields, [dataclasses.astuple(row) for row in rows])
+        headers = ["server", "tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms", "slowest call's trace"]
+        table = [
+            [r.server, r.tool, r.calls, r.errors, r.p50_ms, r.p95_ms, r.p99_ms, trace_url(r.slowest_trace_id)]
+            for r in rows
+        ]
+        return render(headers, table)
     headers = ["time", "server", "tool", "status", "ms", "principal", "session", "error", "trace"]
     table = [
         [

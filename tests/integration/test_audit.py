@@ -4,82 +4,20 @@ each even when their chunk is inserted twice, and each call row links to its tra
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 
 from sentinel import settings
 from sentinel_cli.main import main
-from workers.chunk import Chunk, ChunkEvent
+from tests.audit_sample import store_audit_sample
 from workers.clickhouse import audit
 from workers.clickhouse.client import new_client
-from workers.clickhouse.migrations import migrate
-from workers.clickhouse.writer import insert_chunk
-
-
-def _event(server: str, n: int, *, session: str, status: str, duration: float, at: datetime) -> dict[str, object]:
-    event: dict[str, object] = {
-        "event_id": str(uuid.uuid4()),
-        "type": "tool_call",
-        "timestamp": at.isoformat().replace("+00:00", "Z"),
-        "session_id": session,
-        "server": server,
-        "method": "tools/call",
-        "tool": f"tool-{n % 2}",
-        "status": status,
-        "duration_ms": duration,
-        "principal": f"user-{n % 3}",
-        "attributes": {"client_name": "pytest", "client_version": "1"},
-    }
-    if status == "tool_error":
-        event["attributes"] = {"error_message": f"disk full {n}"}
-    return event
 
 
 @pytest.fixture(scope="module")
 def stored() -> dict[str, object]:
-    """One chunk of 12 events of a server of this test's own, inserted twice (a retried chunk)."""
-    client = new_client()
-    migrate(client)
-    server = f"audit-test-{uuid.uuid4().hex[:8]}"
-    session = f"session-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    events = [
-        _event(
-            server,
-            n,
-            session=session if n < 4 else f"other-{n}",
-            status="tool_error" if n % 4 == 3 else "ok",
-            duration=1000.0 if n == 5 else 10.0 + n,
-            at=now + timedelta(seconds=n),
-        )
-        for n in range(12)
-    ]
-    traces = [uuid.uuid4().hex for _ in events]
-    chunk = Chunk(
-        topic="mcp.events",
-        partition=0,
-        first_offset=1_000_000,
-        last_offset=1_000_011,
-        events=tuple(
-            ChunkEvent(
-                1_000_000 + i,
-                str(e["event_id"]),
-                f"00-{traces[i]}-{'1' * 16}-01",
-                "",
-                "tool_call",
-                int(now.timestamp() * 1000),
-                orjson.dumps(e).decode(),
-            )
-            for i, e in enumerate(events)
-        ),
-        ack_to="",
-    )
-    insert_chunk(client, chunk)
-    insert_chunk(client, chunk)
-    return {"server": server, "session": session, "events": events, "traces": traces}
+    return store_audit_sample()
 
 
 def _window() -> audit.Window:
@@ -95,6 +33,7 @@ def test_tools_counts_each_event_once(stored: dict) -> None:
     assert by_tool["tool-1"].errors == 3  # 3, 7, 11
     assert by_tool["tool-0"].errors == 0
     assert by_tool["tool-1"].p99_ms > by_tool["tool-0"].p99_ms  # the 1000 ms call is event 5, tool-1
+    assert by_tool["tool-1"].slowest_trace_id == stored["traces"][5]
 
 
 def test_errors_are_the_failed_calls_with_their_message(stored: dict) -> None:
@@ -137,5 +76,6 @@ def test_the_command_prints_a_table(stored: dict, capsys: pytest.CaptureFixture[
     assert all(f"/trace/{stored['traces'][n]}" in lines[1 + n] for n in range(4))
     assert main(["audit", "tools", "--server", stored["server"]]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["server", "tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"]
+    assert table[0].split()[:7] == ["server", "tool", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"]
     assert len(table) == 3
+    assert any(line.endswith(f"/trace/{stored['traces'][5]}") for line in table)

@@ -33,6 +33,7 @@ class ToolFigures:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    slowest_trace_id: str  # the trace of the slowest call among them
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,14 @@ def top_tools(client: Client, window: Window, *, server: str | None = None, limi
         where += " AND server = %(server)s"
     rows = client.execute(
         f"SELECT server, tool, uniqExactMerge(calls) AS n, uniqExactIfMerge(errors),"
-        f" quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration)"
+        f" quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration), argMaxMerge(slowest)"
         f" FROM {DATABASE}.{ROLLUP_TABLE} WHERE {where} GROUP BY server, tool ORDER BY n DESC, server, tool"
         " LIMIT %(limit)s",
         {**window.params(), "server": server, "limit": limit},
     )
     return [
-        ToolFigures(s, t, int(n), int(e), *(round(float(q), 1) for q in quantiles)) for s, t, n, e, quantiles in rows
+        ToolFigures(s, t, int(n), int(e), *(round(float(q), 1) for q in quantiles), slowest)
+        for s, t, n, e, quantiles, slowest in rows
     ]
 
 

@@ -198,7 +198,7 @@ def rollup_table_ddl(*, ttl: bool, database: str = DATABASE) -> str:
     """Calls and errors are sets of event ids (uniqExact), so an event inserted twice (a re-sent
     chunk reaches the view again on 18.16) is counted once: the counts equal the rows read with
     FINAL. The duration quantiles are t-digest states, approximate, and weigh a twice-inserted
-    event twice."""
+    event twice. `slowest` is the trace id of the slowest call, a link from a figure to a trace."""
     return f"""CREATE TABLE IF NOT EXISTS {database}.{ROLLUP_TABLE}
 (
     minute     DateTime,
@@ -207,7 +207,8 @@ def rollup_table_ddl(*, ttl: bool, database: str = DATABASE) -> str:
     status     String,
     calls      AggregateFunction(uniqExact, UUID),
     errors     AggregateFunction(uniqExactIf, UUID, UInt8),
-    duration   AggregateFunction(quantilesTDigestIf({QUANTILE_LEVELS}), Float64, UInt8)
+    duration   AggregateFunction(quantilesTDigestIf({QUANTILE_LEVELS}), Float64, UInt8),
+    slowest    AggregateFunction(argMax, FixedString(32), Float64)
 )
 ENGINE = AggregatingMergeTree()
 PARTITION BY toYYYYMM(minute)
@@ -224,7 +225,8 @@ def rollup_select(*, database: str = DATABASE) -> str:
     status,
     uniqExactState(event_id) AS calls,
     uniqExactIfState(event_id, status IN {ERROR_STATUS_SQL}) AS errors,
-    quantilesTDigestIfState({QUANTILE_LEVELS})(duration_ms, status != '') AS duration
+    quantilesTDigestIfState({QUANTILE_LEVELS})(duration_ms, status != '') AS duration,
+    argMaxState(trace_id, duration_ms) AS slowest
 FROM {database}.{EVENTS_TABLE}
 GROUP BY minute, server, tool, status"""
 
