@@ -24,11 +24,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_driver import Client
 
 from sentinel.events import ERROR_STATUSES, STATUS_CANCELLED, STATUS_OK
+from workers.clickhouse.audit import Window, rollup_source
 from workers.clickhouse.client import new_client
 from workers.clickhouse.migrations import migrate
 from workers.clickhouse.schema import (
@@ -39,9 +41,10 @@ from workers.clickhouse.schema import (
     EVENT_COLUMNS,
     EVENT_KEY,
     EVENTS_TABLE,
+    HOURLY,
     LOOKUPS,
     QUANTILE_LEVELS,
-    ROLLUP_TABLE,
+    ROLLUPS,
     v1_events_table_ddl,
 )
 
@@ -140,7 +143,10 @@ def questions(end: int, server: str, tool: str, session: str, event_id: str, tra
     two_days = f"toDateTime({end - 2 * 86400}) AND toDateTime({end})"
     v1 = f"{DATABASE}.{V1_TABLE}"
     v2 = f"{DATABASE}.{EVENTS_TABLE}"
-    rollup = f"{DATABASE}.{ROLLUP_TABLE}"
+    day = Window(
+        datetime.fromtimestamp(end - 86400, UTC).replace(tzinfo=None),
+        datetime.fromtimestamp(end, UTC).replace(tzinfo=None),
+    )
     dur_v1 = "visitParamExtractFloat(payload, 'duration_ms')"
     key = ", ".join(EVENT_KEY)
     return [
@@ -177,8 +183,8 @@ def questions(end: int, server: str, tool: str, session: str, event_id: str, tra
             f"SELECT {_v1('server')} AS s, {_v1('tool')} AS tl, count() AS calls,"
             f" countIf({_v1('status')} IN {ERROR_STATUS_SQL}) AS errors FROM {v1} FINAL"
             f" WHERE received_at BETWEEN {today} GROUP BY s, tl ORDER BY calls DESC, s, tl LIMIT 20",
-            f"SELECT server AS s, tool AS tl, uniqExactMerge(calls) AS c, uniqExactIfMerge(errors) AS e FROM {rollup}"
-            f" WHERE minute BETWEEN {today} GROUP BY s, tl ORDER BY c DESC, s, tl LIMIT 20",
+            f"SELECT server AS s, tool AS tl, uniqExactMerge(calls) AS c, uniqExactIfMerge(errors) AS e"
+            f" FROM ({rollup_source(day, database=DATABASE)}) GROUP BY s, tl ORDER BY c DESC, s, tl LIMIT 20",
         ),
         Question(
             "p95 latency per tool, today against yesterday, all servers",
@@ -186,9 +192,10 @@ def questions(end: int, server: str, tool: str, session: str, event_id: str, tra
             f"SELECT {_v1('server')} AS s, {_v1('tool')} AS tl, received_at >= toDateTime({end - 86400}) AS today,"
             f" count() AS n, quantileTDigest(0.95)({dur_v1}) FROM {v1} FINAL WHERE received_at BETWEEN {two_days}"
             " AND " + _v1("status") + " != '' GROUP BY s, tl, today ORDER BY s, tl, today",
-            f"SELECT server AS s, tool AS tl, minute >= toDateTime({end - 86400}) AS today,"
-            f" uniqExactMerge(calls) AS n, quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration)[2] FROM {rollup}"
-            f" WHERE minute BETWEEN {two_days} GROUP BY s, tl, today ORDER BY s, tl, today",
+            f"SELECT server AS s, tool AS tl, hour >= toDateTime({end - 86400}) AS today,"
+            f" uniqExactMerge(calls) AS n, quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration)[2]"
+            f" FROM {DATABASE}.{HOURLY.table} WHERE hour >= toDateTime({end - 2 * 86400}) AND hour < toDateTime({end})"
+            " GROUP BY s, tl, today ORDER BY s, tl, today",
         ),
         Question(
             "one session's timeline",
@@ -240,6 +247,24 @@ def _same(v1: list[tuple], v2: list[tuple]) -> bool:
     return True
 
 
+def wait_for_merges(client: Client, timeout_s: float = 600.0) -> float:
+    """Wait until no merge of the database runs: both schemas are timed on settled tables, as a
+    server holds them most of the time, not during the merge storm that follows 20 million inserted rows."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        running = client.execute("SELECT count() FROM system.merges WHERE database = %(d)s", {"d": DATABASE})[0][0]
+        if not running:
+            break
+        time.sleep(2)
+    return time.monotonic() - started
+
+
+def _load_average() -> list[float]:
+    """The host's load: the machine is shared, and a busy one slows both schemas' queries."""
+    with open("/proc/loadavg") as fh:
+        return [float(x) for x in fh.read().split()[:3]]
+
+
 def bytes_per_row(client: Client, tables: list[str]) -> dict[str, float]:
     rows = client.execute(
         "SELECT table, sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) FROM system.parts"
@@ -263,6 +288,10 @@ def run(rows: int, days: int, servers: int, repeat: int) -> dict[str, Any]:
     fill_v2(client)
     filled_v2_s = time.monotonic() - started
     log(f"v2 (with lookups and rollup) filled in {filled_v2_s:.1f}s")
+
+    settled_s = wait_for_merges(client)
+    log(f"background merges settled after {settled_s:.0f}s")
+    load = _load_average()
 
     server, tool = "server-7", "tool-3"
     session = client.execute(
@@ -288,8 +317,8 @@ def run(rows: int, days: int, servers: int, repeat: int) -> dict[str, Any]:
         log(json.dumps(result))
         results.append(result)
 
-    sizes = bytes_per_row(client, [V1_TABLE, EVENTS_TABLE, ROLLUP_TABLE, *(lookup.table for lookup in LOOKUPS)])
-    v2_tables = [EVENTS_TABLE, ROLLUP_TABLE, *(lookup.table for lookup in LOOKUPS)]
+    v2_tables = [EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), *(lookup.table for lookup in LOOKUPS)]
+    sizes = bytes_per_row(client, [V1_TABLE, *v2_tables])
     disk = {
         "v1_bytes_per_row": round(sizes.get(V1_TABLE, 0) / rows, 1),
         "v2_bytes_per_row": round(sizes.get(EVENTS_TABLE, 0) / rows, 1),
@@ -303,6 +332,9 @@ def run(rows: int, days: int, servers: int, repeat: int) -> dict[str, Any]:
         "repeat": repeat,
         "generate_v1_s": round(generated_v1_s, 1),
         "fill_v2_s": round(filled_v2_s, 1),
+        "merges_settled_s": round(settled_s, 1),
+        "load_average_before_queries": load,
+        "load_average_after_queries": _load_average(),
         "questions": results,
         "targets": targets(results),
         "disk": disk,

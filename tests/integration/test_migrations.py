@@ -19,7 +19,8 @@ from workers.clickhouse.schema import (
     EVENTS_TABLE,
     MIGRATION_LOCK_TABLE,
     MIGRATIONS_TABLE,
-    ROLLUP_TABLE,
+    RETAINED_TABLES,
+    ROLLUPS,
     V1_EVENT_COLUMNS,
     V1_EVENTS_TABLE,
     migration_lock_ddl,
@@ -84,7 +85,7 @@ def test_a_fresh_database_gets_every_migration_once(database: str) -> None:
     recorded = client.execute(f"SELECT version FROM {database}.{MIGRATIONS_TABLE} ORDER BY version")
     assert [row[0] for row in recorded] == [m.version for m in MIGRATIONS]
     tables = {row[0] for row in client.execute(f"SHOW TABLES FROM {database}")}
-    assert {EVENTS_TABLE, ROLLUP_TABLE, "mcp_events_by_id", "mcp_events_by_trace", "mcp_events_by_session"} <= tables
+    assert {EVENTS_TABLE, *RETAINED_TABLES} <= tables
     assert MIGRATION_LOCK_TABLE not in tables
 
 
@@ -108,8 +109,9 @@ def test_a_v1_table_is_migrated_with_all_its_rows(database: str) -> None:
     # The typed columns were filled from the payloads, and the rollup counted every event once.
     servers = client.execute(f"SELECT uniqExact(server) FROM {database}.{EVENTS_TABLE}")[0][0]
     assert servers == 7
-    calls = client.execute(f"SELECT uniqExactMerge(calls) FROM {database}.{ROLLUP_TABLE}")[0][0]
-    assert calls == 5000
+    for rollup in ROLLUPS:
+        calls = client.execute(f"SELECT uniqExactMerge(calls) FROM {database}.{rollup.table}")[0][0]
+        assert calls == 5000, rollup.table
 
 
 def _migrate_in_child(database: str, start: mp.synchronize.Event, out: mp.Queue) -> None:
@@ -162,7 +164,7 @@ def test_retention_drops_old_months_from_every_table(database: str) -> None:
     from datetime import UTC, datetime
 
     from workers.clickhouse.retention import drop_expired
-    from workers.clickhouse.schema import EVENT_COLUMNS, RETAINED_TABLES
+    from workers.clickhouse.schema import EVENT_COLUMNS
 
     client = new_client()
     migrate(client, database)

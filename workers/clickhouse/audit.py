@@ -1,14 +1,15 @@
 """The operators' questions of the audit rows, as `sentinel audit` asks them.
 
-Tool figures come from the per-minute rollup; calls (errors, slow ones, a session's, one tool's)
-from the events table read with FINAL, so a redelivered event shows once. Every query filters on a
-prefix of the events table's key (server, tool, event_time) or goes through a lookup table.
+Tool figures come from the rollups (hourly for whole hours, minutely at the ends of a window);
+calls (errors, slow ones, a session's, one tool's) from the events table read with FINAL, so a
+redelivered event shows once. Every query filters on a prefix of the events table's key (server,
+tool, event_time) or goes through a lookup table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from clickhouse_driver import Client
 
@@ -19,8 +20,9 @@ from workers.clickhouse.schema import (
     ERROR_STATUS_SQL,
     EVENT_KEY,
     EVENTS_TABLE,
+    HOURLY,
+    MINUTELY,
     QUANTILE_LEVELS,
-    ROLLUP_TABLE,
 )
 
 
@@ -69,18 +71,54 @@ _CALL_COLUMNS = (
 _TIME = "event_time >= %(since)s AND event_time <= %(until)s"
 
 
-def top_tools(client: Client, window: Window, *, server: str | None = None, limit: int = 20) -> list[ToolFigures]:
-    """Tools by calls over the window, with their errors and duration quantiles (from the rollup)."""
-    where = "minute >= toStartOfMinute(toDateTime(%(since)s)) AND minute <= toDateTime(%(until)s)"
-    if server is not None:
-        where += " AND server = %(server)s"
-    rows = client.execute(
+def _epoch(at: datetime) -> int:
+    return int(at.replace(tzinfo=UTC).timestamp())
+
+
+def rollup_source(window: Window, *, server: str | None = None, database: str = DATABASE) -> str:
+    """A subquery of rollup states covering the window's buckets: the hourly rollup for the whole
+    hours inside it, the minutely one for the minutes at either end (so a day reads ~24 hourly
+    buckets per series instead of 1440). Server names are passed as parameters (`%(server)s`)."""
+    since, until = _epoch(window.since), _epoch(window.until)
+    first_minute = since - since % MINUTELY.seconds
+    first_hour = -(-since // HOURLY.seconds) * HOURLY.seconds  # the first whole hour in the window
+    end_hour = until - until % HOURLY.seconds  # ... and the end of the last one
+    scope = " AND server = %(server)s" if server is not None else ""
+    states = "server, tool, calls, errors, duration, slowest"
+
+    def minutes(start: int, end: int, *, inclusive: bool) -> str:
+        last = "<=" if inclusive else "<"
+        return (
+            f"SELECT {states} FROM {database}.{MINUTELY.table} WHERE minute >= toDateTime({start})"
+            f" AND minute {last} toDateTime({end}){scope}"
+        )
+
+    if end_hour <= first_hour:
+        return minutes(first_minute, until, inclusive=True)
+    # One simple range per branch, and no branch for an empty end: each range prunes by the key.
+    branches = [
+        f"SELECT {states} FROM {database}.{HOURLY.table} WHERE hour >= toDateTime({first_hour})"
+        f" AND hour < toDateTime({end_hour}){scope}"
+    ]
+    if first_minute < first_hour:
+        branches.append(minutes(first_minute, first_hour, inclusive=False))
+    if end_hour <= until:
+        branches.append(minutes(end_hour, until, inclusive=True))
+    return " UNION ALL ".join(branches)
+
+
+def top_tools_sql(window: Window, *, server: str | None = None, database: str = DATABASE) -> str:
+    return (
         f"SELECT server, tool, uniqExactMerge(calls) AS n, uniqExactIfMerge(errors),"
         f" quantilesTDigestIfMerge({QUANTILE_LEVELS})(duration), argMaxMerge(slowest)"
-        f" FROM {DATABASE}.{ROLLUP_TABLE} WHERE {where} GROUP BY server, tool ORDER BY n DESC, server, tool"
-        " LIMIT %(limit)s",
-        {**window.params(), "server": server, "limit": limit},
+        f" FROM ({rollup_source(window, server=server, database=database)})"
+        " GROUP BY server, tool ORDER BY n DESC, server, tool LIMIT %(limit)s"
     )
+
+
+def top_tools(client: Client, window: Window, *, server: str | None = None, limit: int = 20) -> list[ToolFigures]:
+    """Tools by calls over the window, with their errors and duration quantiles (from the rollups)."""
+    rows = client.execute(top_tools_sql(window, server=server), {"server": server, "limit": limit})
     return [
         ToolFigures(s, t, int(n), int(e), *(round(float(q), 1) for q in quantiles), slowest)
         for s, t, n, e, quantiles, slowest in rows

@@ -25,15 +25,12 @@ from workers.clickhouse.schema import (
     EVENTS_TABLE,
     LOOKUPS,
     MIGRATIONS_TABLE,
-    ROLLUP_TABLE,
+    ROLLUPS,
     V1_EVENT_COLUMNS,
     V1_EVENTS_TABLE,
     canary_table_ddl,
     events_table_ddl,
     migrations_table_ddl,
-    rollup_select,
-    rollup_table_ddl,
-    rollup_view_ddl,
 )
 
 # Rows per INSERT when copying a v1 table: one block, one part per month it spans.
@@ -133,20 +130,22 @@ def _v2_columns(rows: list[tuple]) -> list[list]:
     return [list(v1[name]) if name in v1 and name != "received_at" else list(derived[name]) for name in EVENT_COLUMNS]
 
 
-def _rollup(client: Client, database: str) -> dict[str, object]:
-    """The per-minute rollup and its view, then a backfill from the rows already stored. Rows that
-    arrive between the view's creation and the backfill reach the rollup twice, which its sets of
-    event ids count once."""
-    client.execute(rollup_table_ddl(ttl=supports_ttl(server_version(client)), database=database))
-    client.execute(rollup_view_ddl(database=database))
-    client.execute(f"INSERT INTO {database}.{ROLLUP_TABLE} {rollup_select(database=database)}")
+def _rollups(client: Client, database: str) -> dict[str, object]:
+    """The rollups and their views, then a backfill from the rows already stored. Rows that arrive
+    between a view's creation and the backfill reach the rollup twice, which its sets of event ids
+    count once."""
+    ttl = supports_ttl(server_version(client))
+    for rollup in ROLLUPS:
+        client.execute(rollup.table_ddl(ttl=ttl, database=database))
+        client.execute(rollup.view_ddl(database=database))
+        client.execute(f"INSERT INTO {database}.{rollup.table} {rollup.select(database=database)}")
     return {}
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "pipeline canary table", _create_canary),
     Migration(2, "mcp_events schema v2 (typed columns) with its lookups; v1 rows copied", _events_v2),
-    Migration(3, "per-minute rollup of calls, errors and duration by server, tool and status", _rollup),
+    Migration(3, "per-minute and per-hour rollups of calls, errors and duration by server, tool and status", _rollups),
 )
 
 

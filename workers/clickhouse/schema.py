@@ -13,7 +13,8 @@ none), so all copies of an event share one key.
 
 18.16 has no skip indexes, so the lookups by event_id, trace_id and session_id are narrow tables
 ordered by them, each filled by a materialized view, holding the main table's key of the event
-(`queries.py` reads the row through that key). `mcp_calls_minutely` is the per-minute rollup.
+(`queries.py` reads the row through that key). `mcp_calls_minutely` and `mcp_calls_hourly` are
+the rollups.
 """
 
 from __future__ import annotations
@@ -185,23 +186,33 @@ BY_SESSION = Lookup("mcp_events_by_session", ("session_id", "event_time"), ("Str
 LOOKUPS = (BY_EVENT_ID, BY_TRACE_ID, BY_SESSION)
 
 
-# -- the per-minute rollup -----------------------------------------------------------------------
+# -- the rollups: per minute, and per hour for questions over days ---------------------------------
 
-ROLLUP_TABLE = "mcp_calls_minutely"
-ROLLUP_VIEW = f"{ROLLUP_TABLE}_mv"
-QUALIFIED_ROLLUP_TABLE = f"{DATABASE}.{ROLLUP_TABLE}"
-# The duration quantiles the rollup keeps; a -Merge must name the same levels.
+# The duration quantiles the rollups keep; a -Merge must name the same levels.
 QUANTILE_LEVELS = "0.5, 0.95, 0.99"
 
 
-def rollup_table_ddl(*, ttl: bool, database: str = DATABASE) -> str:
-    """Calls and errors are sets of event ids (uniqExact), so an event inserted twice (a re-sent
-    chunk reaches the view again on 18.16) is counted once: the counts equal the rows read with
-    FINAL. The duration quantiles are t-digest states, approximate, and weigh a twice-inserted
-    event twice. `slowest` is the trace id of the slowest call, a link from a figure to a trace."""
-    return f"""CREATE TABLE IF NOT EXISTS {database}.{ROLLUP_TABLE}
+class Rollup:
+    """An AggregatingMergeTree of calls, errors, duration quantiles and the slowest call's trace per
+    server, tool, status and time bucket (`bucket`, the start of its minute or hour), filled by a
+    materialized view from the events table.
+
+    Calls and errors are sets of event ids (uniqExact), so an event inserted twice (a re-sent chunk
+    reaches the view again on 18.16) is counted once: the counts equal the rows read with FINAL.
+    The duration quantiles are t-digest states, approximate, and weigh a twice-inserted event
+    twice. `slowest` is the trace id of the slowest call: a link from a figure to a trace."""
+
+    def __init__(self, table: str, bucket: str, start_of: str, seconds: int) -> None:
+        self.table = table
+        self.view = f"{table}_mv"
+        self.bucket = bucket
+        self.start_of = start_of
+        self.seconds = seconds
+
+    def table_ddl(self, *, ttl: bool, database: str = DATABASE) -> str:
+        return f"""CREATE TABLE IF NOT EXISTS {database}.{self.table}
 (
-    minute     DateTime,
+    {self.bucket:<10} DateTime,
     server     String,
     tool       String,
     status     String,
@@ -211,15 +222,14 @@ def rollup_table_ddl(*, ttl: bool, database: str = DATABASE) -> str:
     slowest    AggregateFunction(argMax, FixedString(32), Float64)
 )
 ENGINE = AggregatingMergeTree()
-PARTITION BY toYYYYMM(minute)
-ORDER BY (server, tool, status, minute){_ttl("minute", ttl=ttl)}"""
+PARTITION BY toYYYYMM({self.bucket})
+ORDER BY (server, tool, status, {self.bucket}){_ttl(self.bucket, ttl=ttl)}"""
 
-
-def rollup_select(*, database: str = DATABASE) -> str:
-    """What the view adds per insert, and what a backfill adds from the rows already stored. Only
-    events with an outcome (a status) have a duration."""
-    return f"""SELECT
-    toStartOfMinute(event_time) AS minute,
+    def select(self, *, database: str = DATABASE) -> str:
+        """What the view adds per insert, and what a backfill adds from the rows already stored.
+        Only events with an outcome (a status) have a duration."""
+        return f"""SELECT
+    {self.start_of}(event_time) AS {self.bucket},
     server,
     tool,
     status,
@@ -228,14 +238,20 @@ def rollup_select(*, database: str = DATABASE) -> str:
     quantilesTDigestIfState({QUANTILE_LEVELS})(duration_ms, status != '') AS duration,
     argMaxState(trace_id, duration_ms) AS slowest
 FROM {database}.{EVENTS_TABLE}
-GROUP BY minute, server, tool, status"""
+GROUP BY {self.bucket}, server, tool, status"""
+
+    def view_ddl(self, *, database: str = DATABASE) -> str:
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{self.view} TO {database}.{self.table}"
+            f" AS {self.select(database=database)}"
+        )
 
 
-def rollup_view_ddl(*, database: str = DATABASE) -> str:
-    return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{ROLLUP_VIEW} TO {database}.{ROLLUP_TABLE}"
-        f" AS {rollup_select(database=database)}"
-    )
+MINUTELY = Rollup("mcp_calls_minutely", "minute", "toStartOfMinute", 60)
+HOURLY = Rollup("mcp_calls_hourly", "hour", "toStartOfHour", 3600)
+ROLLUPS = (MINUTELY, HOURLY)
+ROLLUP_TABLE = MINUTELY.table
+QUALIFIED_ROLLUP_TABLE = f"{DATABASE}.{ROLLUP_TABLE}"
 
 
 # -- the canary's and the migrations' own tables ------------------------------------------------
@@ -286,4 +302,4 @@ def migration_lock_ddl(*, database: str = DATABASE) -> str:
 
 
 # Tables with monthly partitions that retention drops from.
-RETAINED_TABLES = (EVENTS_TABLE, ROLLUP_TABLE, *(lookup.table for lookup in LOOKUPS))
+RETAINED_TABLES = (EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), *(lookup.table for lookup in LOOKUPS))

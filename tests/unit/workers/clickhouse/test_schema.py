@@ -14,12 +14,10 @@ from workers.clickhouse.schema import (
     EVENT_COLUMNS,
     EVENTS_TABLE,
     LOOKUPS,
-    ROLLUP_TABLE,
+    ROLLUPS,
     canary_table_ddl,
     events_table_ddl,
     migrations_table_ddl,
-    rollup_table_ddl,
-    rollup_view_ddl,
     v1_events_table_ddl,
 )
 
@@ -76,8 +74,9 @@ def test_schema_v2_is_valid_on_current_clickhouse(db: chdb_session.Session, dedu
     db.query(events_table_ddl(dedup_window=dedup_window, ttl=ttl, database=DB))
     for lookup in LOOKUPS:
         db.query(lookup.view_ddl(database=DB))
-    db.query(rollup_table_ddl(ttl=ttl, database=DB))
-    db.query(rollup_view_ddl(database=DB))
+    for rollup in ROLLUPS:
+        db.query(rollup.table_ddl(ttl=ttl, database=DB))
+        db.query(rollup.view_ddl(database=DB))
     db.query(canary_table_ddl(database=DB))
     db.query(migrations_table_ddl(database=DB))
     columns = _csv(db, f"SELECT name FROM system.columns WHERE database = '{DB}' AND table = '{EVENTS_TABLE}'")
@@ -103,11 +102,12 @@ def test_schema_v2_is_valid_on_current_clickhouse(db: chdb_session.Session, dedu
         db, f"SELECT status FROM {DB}.{EVENTS_TABLE} FINAL WHERE (server, tool, event_time, event_id) IN ({by_id})"
     )
     assert found == '"tool_error"'
-    rollup = _csv(
-        db,
-        f"SELECT uniqExactMerge(calls), uniqExactIfMerge(errors) FROM {DB}.{ROLLUP_TABLE} WHERE server = 'fs'",
-    )
-    assert rollup == "2,1"
+    for rollup in ROLLUPS:
+        counted = _csv(
+            db,
+            f"SELECT uniqExactMerge(calls), uniqExactIfMerge(errors) FROM {DB}.{rollup.table} WHERE server = 'fs'",
+        )
+        assert counted == "2,1", rollup.table
 
 
 def test_v1_ddl_is_valid_on_current_clickhouse(db: chdb_session.Session) -> None:
