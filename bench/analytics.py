@@ -63,13 +63,15 @@ def log(message: str) -> None:
     print(f"[bench.analytics] {message}", file=sys.stderr, flush=True)
 
 
-def generate_v1(client: Client, rows: int, days: int, servers: int, end: int) -> None:
+def generate_v1(
+    client: Client, rows: int, days: int, servers: int, end: int, *, table: str = f"{DATABASE}.{V1_TABLE}"
+) -> None:
     """`rows` v1 rows spread evenly over the `days` before `end` (epoch seconds); received_at is the
     event's timestamp, so both schemas put an event in the same hour."""
     start = end - days * 86400
     step = days * 86400 / rows
     client.execute(
-        f"""INSERT INTO {DATABASE}.{V1_TABLE}
+        f"""INSERT INTO {table}
         (event_id, trace_id, span_id, event_type, received_at, kafka_topic, kafka_partition, kafka_offset,
          insert_trace_id, insert_span_id, payload)
         SELECT id, trace, span, 'tool_call', t, 'mcp.events', toUInt32(number % 4), number, trace, span,
