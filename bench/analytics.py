@@ -180,7 +180,7 @@ def questions(end: int, server: str, tool: str, session: str, event_id: str, tra
             f" AND event_time BETWEEN {today} GROUP BY p ORDER BY n DESC, p",
         ),
         Question(
-            "top tools by calls, errors and p95, all servers, last day",
+            "top tools by calls, with their errors, all servers, last day",
             "all servers, one day",
             f"SELECT {_v1('server')} AS s, {_v1('tool')} AS tl, count() AS calls,"
             f" countIf({_v1('status')} IN {ERROR_STATUS_SQL}) AS errors FROM {v1} FINAL"

@@ -381,19 +381,20 @@ def rollup_disagreements(client: Client, marker: str) -> tuple[int, list[str]]:
     not the number of this run's rows read with FINAL)."""
     rollup = dict(
         client.execute(
-            f"SELECT minute, uniqExactMerge(calls) FROM {QUALIFIED_ROLLUP_TABLE} WHERE server = %(m)s GROUP BY minute",
+            f"SELECT toUInt32(minute) AS m, uniqExactMerge(calls) FROM {QUALIFIED_ROLLUP_TABLE}"
+            " WHERE server = %(m)s GROUP BY m",
             {"m": marker},
         )
     )
     final = dict(
         client.execute(
-            f"SELECT toStartOfMinute(event_time) AS minute, count() FROM {QUALIFIED_EVENTS_TABLE} FINAL"
-            " WHERE server = %(m)s AND event_type = %(m)s GROUP BY minute",
+            f"SELECT toUInt32(toStartOfMinute(event_time)) AS m, count() FROM {QUALIFIED_EVENTS_TABLE} FINAL"
+            " WHERE server = %(m)s AND event_type = %(m)s GROUP BY m",
             {"m": marker},
         )
     )
     wrong = [
-        f"{minute:%H:%M} rollup {rollup.get(minute, 0)} rows {final.get(minute, 0)}"
+        f"{time.strftime('%H:%M', time.gmtime(minute))} rollup {rollup.get(minute, 0)} rows {final.get(minute, 0)}"
         for minute in sorted(set(rollup) | set(final))
         if rollup.get(minute, 0) != final.get(minute, 0)
     ]
