@@ -44,6 +44,17 @@ class SecondBridge(processes.Bridge):
         return processes.process_env(SENTINEL_BRIDGE_METRICS_PORT=str(free))
 
 
+class ImpatientBridge(SecondBridge):
+    """The bridge with an acknowledgement timeout far below an insert's round trip: it sends most
+    chunks again before their first insert is acknowledged, so the worker inserts them twice."""
+
+    name = "bridge-impatient"
+    ack_timeout_s = 0.01  # below the bridge's ack poll (50 ms): most chunks go twice
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "SENTINEL_CHUNK_ACK_TIMEOUT_S": str(self.ack_timeout_s)}
+
+
 def _holds_partitions(bridge: processes.Bridge) -> bool:
     """Whether any of the bridge's consumers was assigned a partition since its latest start."""
     since_start = bridge.log_path.read_text().rpartition("=== start")[2]
@@ -168,6 +179,27 @@ def test_second_bridge_joins_and_leaves_the_group(faults: Faults) -> None:
     run.expect("revoking partitions" in first.log_path.read_text(), "the first bridge never gave up partitions")
     assigned = re.search(r"assigned partitions \[\d", second.log_path.read_text())
     run.expect(assigned is not None, "the second bridge was never assigned a partition")
+    run.verify()
+
+
+def test_chunks_inserted_twice_are_counted_once_by_the_rollup(faults: Faults) -> None:
+    """18.16 has no insert deduplication: a chunk sent again reaches the events table and the rollup's
+    view a second time. The rows read with FINAL and the rollup's calls must still be one per event
+    (the harness compares them per minute)."""
+    bridge = faults.process("bridge")
+    impatient = faults.extra(ImpatientBridge())
+    bridge.down()
+    impatient.up()
+    with faults.run("chunks sent again before their ack (inserted twice)", duration_s=20) as run:
+        pass
+    impatient.down()
+    resent = impatient.log_path.read_text().count("sent again")
+    run.figures.details = f"{resent} chunk(s) sent again"
+    run.expect(resent > 0, "the bridge sent no chunk again: the fault did not happen")
+    run.expect(
+        run.figures.raw_rows > run.figures.stored,
+        f"no event was inserted twice ({run.figures.raw_rows} rows before FINAL): the fault did not reach ClickHouse",
+    )
     run.verify()
 
 
