@@ -4,10 +4,10 @@ questions on schema v1 against schema v2, in one run, on the same generated audi
 Generates N audit rows (default 10 million) over the last D days (30) for S servers (50), ten tools
 each, into a database of its own (`sentinel_bench_analytics`): first a v1 table (`events_v1`:
 event id, trace ids, offsets and the JSON payload, ordered by event_id), then schema v2 made by
-the migrations, filled from the v1 rows with the same values (so its lookups and rollup fill as in
+the migrations, filled from the v1 rows with the same values (so its lookup table and rollups fill as in
 production). Then it times each question R times on both, v1 by JSON extraction from the payload
-(`visitParamExtract*`: 18.16 has no JSONExtract) and v2 through its typed columns, lookups and
-rollup; it checks that both answer the same, and prints one JSON document: the median ms of each
+(`visitParamExtract*`: 18.16 has no JSONExtract) and v2 through its typed columns, lookup table and
+rollups; it checks that both answer the same, and prints one JSON document: the median ms of each
 question on each schema, v1/v2 as a ratio, the targets, and the bytes per row on disk of each.
 
 The rows are made by ClickHouse itself (INSERT ... SELECT FROM numbers): ten million rows through
@@ -34,15 +34,12 @@ from workers.clickhouse.audit import Window, rollup_source
 from workers.clickhouse.client import new_client
 from workers.clickhouse.migrations import migrate
 from workers.clickhouse.schema import (
-    BY_EVENT_ID,
-    BY_SESSION,
-    BY_TRACE_ID,
     ERROR_STATUS_SQL,
     EVENT_COLUMNS,
     EVENT_KEY,
     EVENTS_TABLE,
     HOURLY,
-    LOOKUPS,
+    LOOKUP,
     QUANTILE_LEVELS,
     ROLLUPS,
     v1_events_table_ddl,
@@ -205,21 +202,21 @@ def questions(end: int, server: str, tool: str, session: str, event_id: str, tra
             f"SELECT received_at AS t, toString(event_id) AS id, {_v1('tool')}, {_v1('status')} FROM {v1} FINAL"
             f" WHERE {_v1('session_id')} = '{session}' ORDER BY t, id",
             f"SELECT event_time AS t, toString(event_id) AS id, tool, status FROM {v2} FINAL WHERE ({key}) IN"
-            f" (SELECT {key} FROM {DATABASE}.{BY_SESSION.table} WHERE session_id = '{session}') ORDER BY t, id",
+            f" ({LOOKUP.keys_sql(LOOKUP.SESSION, repr(session), database=DATABASE)}) ORDER BY t, id",
         ),
         Question(
             "one event by event_id (sentinel trace)",
             "one event",
             f"SELECT toString(event_id), trace_id FROM {v1} FINAL WHERE event_id = toUUID('{event_id}')",
             f"SELECT toString(event_id), trace_id FROM {v2} FINAL WHERE ({key}) IN"
-            f" (SELECT {key} FROM {DATABASE}.{BY_EVENT_ID.table} WHERE event_id = toUUID('{event_id}'))",
+            f" ({LOOKUP.keys_sql(LOOKUP.EVENT_ID, repr(event_id), database=DATABASE)})",
         ),
         Question(
             "the events of one trace_id",
             "one trace",
             f"SELECT toString(event_id), trace_id FROM {v1} FINAL WHERE trace_id = '{trace_id}'",
             f"SELECT toString(event_id), trace_id FROM {v2} FINAL WHERE ({key}) IN"
-            f" (SELECT {key} FROM {DATABASE}.{BY_TRACE_ID.table} WHERE trace_id = '{trace_id}')"
+            f" ({LOOKUP.keys_sql(LOOKUP.TRACE_ID, repr(trace_id), database=DATABASE)})"
             f" AND trace_id = '{trace_id}'",
         ),
     ]
@@ -319,7 +316,7 @@ def run(rows: int, days: int, servers: int, repeat: int) -> dict[str, Any]:
         log(json.dumps(result))
         results.append(result)
 
-    v2_tables = [EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), *(lookup.table for lookup in LOOKUPS)]
+    v2_tables = [EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), LOOKUP.table]
     sizes = bytes_per_row(client, [V1_TABLE, *v2_tables])
     disk = {
         "v1_bytes_per_row": round(sizes.get(V1_TABLE, 0) / rows, 1),

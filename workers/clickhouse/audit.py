@@ -15,12 +15,12 @@ from clickhouse_driver import Client
 
 from sentinel.events import ERROR_MESSAGE_FIELD
 from workers.clickhouse.schema import (
-    BY_SESSION,
     DATABASE,
     ERROR_STATUS_SQL,
     EVENT_KEY,
     EVENTS_TABLE,
     HOURLY,
+    LOOKUP,
     MINUTELY,
     QUANTILE_LEVELS,
 )
@@ -179,11 +179,11 @@ def slow(
 
 
 def session(client: Client, session_id: str, *, limit: int = 1000) -> list[Call]:
-    """One session's events in the order they happened (through the lookup by session)."""
+    """One session's events in the order they happened (through the lookup table, by session)."""
     key = ", ".join(EVENT_KEY)
     return _calls(
         client,
-        f"({key}) IN (SELECT {key} FROM {DATABASE}.{BY_SESSION.table} WHERE session_id = %(session)s)",
+        f"({key}) IN ({LOOKUP.keys_sql(LOOKUP.SESSION, '%(session)s')})",
         {"session": session_id},
         "event_time_ms, event_id",
         limit,

@@ -7,6 +7,8 @@ timestamp of the Kafka message, which is the same for every delivery of that mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -83,3 +85,56 @@ def audit_columns(payload: str | bytes, received_at_ms: int) -> AuditColumns:
         client_name=_text(event, CLIENT_NAME_FIELD) or _text(attributes, CLIENT_NAME_FIELD),
         client_version=_text(event, CLIENT_VERSION_FIELD) or _text(attributes, CLIENT_VERSION_FIELD),
     )
+
+
+def audit_column_lists(payloads: Sequence[str | bytes], received_at_ms: Sequence[int]) -> list[list[Any]]:
+    """The typed columns of many events at once, as one list per column in AUDIT_COLUMN_NAMES
+    order: what the writer and the migration insert. The same values as `audit_columns` of each
+    (a test holds them to it), in one loop that appends to the columns directly, without a tuple per
+    event and the transposition after it (the writer's hot path: ~3 µs per event instead of ~5)."""
+    cols: list[list[Any]] = [[] for _ in AUDIT_COLUMN_NAMES]
+    appends = [col.append for col in cols]
+    event_time, event_time_ms_, session_id, server, method, tool, status, duration_ms, principal, c_name, c_version = (
+        appends
+    )
+    loads, fromisoformat, max_ms = orjson.loads, datetime.fromisoformat, _MAX_DATETIME_MS
+    for payload, received_ms in zip(payloads, received_at_ms, strict=True):
+        event = loads(payload)
+        if type(event) is not dict:
+            event = {}
+        get = event.get
+        ms = received_ms
+        raw = get(TIMESTAMP_FIELD)
+        if type(raw) is str:
+            try:  # parse_timestamp, inlined
+                parsed = int(fromisoformat(raw.replace("z", "Z").replace("t", "T")).timestamp() * 1000)
+            except ValueError:
+                parsed = -1
+            if 0 <= parsed <= max_ms:
+                ms = parsed
+        event_time(ms // 1000)
+        event_time_ms_(ms)
+        for append, name in (
+            (session_id, "session_id"),
+            (server, "server"),
+            (method, "method"),
+            (tool, "tool"),
+            (status, "status"),
+        ):
+            value = get(name)
+            append(value if type(value) is str else "")
+        duration = get("duration_ms")
+        duration_ms(float(duration) if type(duration) in (int, float) else 0.0)
+        value = get(PRINCIPAL_FIELD)
+        principal(value if type(value) is str else "")
+        name_value, version_value = get(CLIENT_NAME_FIELD), get(CLIENT_VERSION_FIELD)
+        if type(name_value) is not str or not name_value or type(version_value) is not str or not version_value:
+            attributes = get(ATTRIBUTES_FIELD)
+            if type(attributes) is dict:
+                if type(name_value) is not str or not name_value:
+                    name_value = attributes.get(CLIENT_NAME_FIELD)
+                if type(version_value) is not str or not version_value:
+                    version_value = attributes.get(CLIENT_VERSION_FIELD)
+        c_name(name_value if type(name_value) is str else "")
+        c_version(version_value if type(version_value) is str else "")
+    return cols

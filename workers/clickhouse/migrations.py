@@ -17,13 +17,13 @@ import orjson
 from clickhouse_driver import Client
 
 from workers.clickhouse.client import new_client, server_version, supports_dedup_token, supports_ttl
-from workers.clickhouse.columns import AUDIT_COLUMN_NAMES, audit_columns
+from workers.clickhouse.columns import AUDIT_COLUMN_NAMES, audit_column_lists
 from workers.clickhouse.migration_lock import migration_lock
 from workers.clickhouse.schema import (
     DATABASE,
     EVENT_COLUMNS,
     EVENTS_TABLE,
-    LOOKUPS,
+    LOOKUP,
     MIGRATIONS_TABLE,
     ROLLUPS,
     V1_EVENT_COLUMNS,
@@ -62,20 +62,18 @@ def _create_canary(client: Client, database: str) -> dict[str, object]:
 
 
 def _events_v2(client: Client, database: str) -> dict[str, object]:
-    """Schema v2 and its lookups; a v1 table in its place is renamed to `mcp_events_v1` first, and
+    """Schema v2 and its lookup table; a v1 table in its place is renamed to `mcp_events_v1` first, and
     its rows copied over (and checked: the same count, the same event ids)."""
     version = server_version(client)
     columns = _columns_of(client, database, EVENTS_TABLE)
     if columns and "event_time" not in columns:
         client.execute(f"RENAME TABLE {database}.{EVENTS_TABLE} TO {database}.{V1_EVENTS_TABLE}")
-    # The lookups and their views come first, so the copied rows reach them too.
-    for lookup in LOOKUPS:
-        client.execute(lookup.table_ddl(ttl=supports_ttl(version), database=database))
+    # The lookup and its view come first, so the copied rows reach it too.
+    client.execute(LOOKUP.table_ddl(ttl=supports_ttl(version), database=database))
     client.execute(
         events_table_ddl(dedup_window=supports_dedup_token(version), ttl=supports_ttl(version), database=database)
     )
-    for lookup in LOOKUPS:
-        client.execute(lookup.view_ddl(database=database))
+    client.execute(LOOKUP.view_ddl(database=database))
     if not _columns_of(client, database, V1_EVENTS_TABLE):
         return {}
     return copy_v1_rows(client, database)
@@ -124,27 +122,32 @@ def _v2_columns(rows: list[tuple]) -> list[list]:
     """v1 rows (V1_EVENT_COLUMNS order) as v2 columns (EVENT_COLUMNS order)."""
     v1 = dict(zip(V1_EVENT_COLUMNS, zip(*rows, strict=True), strict=True))
     received_ms = [int(at) * 1000 for at in v1["received_at"]]
-    typed = list(zip(*map(audit_columns, v1["payload"], received_ms), strict=True))
+    typed = audit_column_lists(v1["payload"], received_ms)
     derived = dict(zip(AUDIT_COLUMN_NAMES, typed, strict=True))
     derived["received_at"] = [ms // 1000 for ms in received_ms]
     return [list(v1[name]) if name in v1 and name != "received_at" else list(derived[name]) for name in EVENT_COLUMNS]
 
 
 def _rollups(client: Client, database: str) -> dict[str, object]:
-    """The rollups and their views, then a backfill from the rows already stored. Rows that arrive
-    between a view's creation and the backfill reach the rollup twice, which its sets of event ids
-    count once."""
+    """The rollups and their views, then a backfill of the per-minute rollup from the rows already
+    stored, which its view passes on to the hourly one. The hourly view (on the per-minute table)
+    is created before the per-minute view, so every row the per-minute rollup gets reaches the
+    hourly one. Rows that arrive between the per-minute view's creation and the backfill reach
+    the rollups twice, which their sets of event hashes count once."""
     ttl = supports_ttl(server_version(client))
     for rollup in ROLLUPS:
         client.execute(rollup.table_ddl(ttl=ttl, database=database))
+    for rollup in reversed(ROLLUPS):
         client.execute(rollup.view_ddl(database=database))
-        client.execute(f"INSERT INTO {database}.{rollup.table} {rollup.select(database=database)}")
+    for rollup in ROLLUPS:
+        if rollup.source is None:
+            client.execute(f"INSERT INTO {database}.{rollup.table} {rollup.select(database=database)}")
     return {}
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "pipeline canary table", _create_canary),
-    Migration(2, "mcp_events schema v2 (typed columns) with its lookups; v1 rows copied", _events_v2),
+    Migration(2, "mcp_events schema v2 (typed columns) with its lookup table; v1 rows copied", _events_v2),
     Migration(3, "per-minute and per-hour rollups of calls, errors and duration by server, tool and status", _rollups),
 )
 

@@ -1,7 +1,7 @@
 """Reads an operator (and the tests) make: an event's row, counts read exactly once.
 
 The main table is ordered by (server, tool, event_time, event_id); a lookup by event id or trace id
-first finds that key in its lookup table (workers/clickhouse/schema.py), then reads the row by it.
+first finds that key in the lookup table (workers/clickhouse/schema.py), then reads the row by it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 
 from clickhouse_driver import Client
 
-from workers.clickhouse.schema import BY_EVENT_ID, BY_TRACE_ID, DATABASE, EVENT_KEY, QUALIFIED_EVENTS_TABLE
+from workers.clickhouse.schema import EVENT_KEY, LOOKUP, QUALIFIED_EVENTS_TABLE
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ _ROW = (
 def find_event(client: Client, event_id: str) -> EventRow | None:
     rows = client.execute(
         f"SELECT {_ROW} FROM {QUALIFIED_EVENTS_TABLE} FINAL WHERE {_KEY} IN"
-        f" (SELECT {', '.join(EVENT_KEY)} FROM {DATABASE}.{BY_EVENT_ID.table} WHERE event_id = toUUID(%(event_id)s))"
-        " LIMIT 1",
+        f" ({LOOKUP.keys_sql(LOOKUP.EVENT_ID, 'toString(toUUID(%(event_id)s))')}) LIMIT 1",
         {"event_id": event_id},
     )
     return EventRow(*rows[0]) if rows else None
@@ -49,8 +48,7 @@ def find_events_by_trace(client: Client, trace_id: str) -> list[EventRow]:
     """The rows of the events of one trace (an MCP call's events carry the call's trace)."""
     rows = client.execute(
         f"SELECT {_ROW} FROM {QUALIFIED_EVENTS_TABLE} FINAL WHERE {_KEY} IN"
-        f" (SELECT {', '.join(EVENT_KEY)} FROM {DATABASE}.{BY_TRACE_ID.table} WHERE trace_id = %(trace_id)s)"
-        " AND trace_id = %(trace_id)s ORDER BY received_at",
+        f" ({LOOKUP.keys_sql(LOOKUP.TRACE_ID, '%(trace_id)s')}) AND trace_id = %(trace_id)s ORDER BY received_at",
         {"trace_id": trace_id},
     )
     return [EventRow(*row) for row in rows]

@@ -1,8 +1,8 @@
 """The ClickHouse tables of `sentinel`: their names and DDL (applied by workers/clickhouse/migrations.py).
 
-The DDL must hold on Debian's ClickHouse 18.16 (no DateTime64, LowCardinality, skip indexes,
-projections or TTL) and on current ClickHouse (checked with chdb in
-tests/unit/workers/clickhouse/test_schema.py).
+The DDL must hold on Debian's ClickHouse 18.16 (no DateTime64, skip indexes, projections or TTL;
+LowCardinality only behind `allow_experimental_low_cardinality_type`, so not used) and on current
+ClickHouse (checked with chdb in tests/unit/workers/clickhouse/test_schema.py).
 
 `mcp_events` (schema v2) holds one row per event: typed audit columns beside the payload. It is a
 ReplacingMergeTree ordered by `(server, tool, event_time, event_id)`, so the questions operators ask
@@ -11,10 +11,11 @@ redelivered event is one row once merged, read exactly once with FINAL. Every co
 and partition keys comes from the Kafka message (the payload, or its timestamp when the event has
 none), so all copies of an event share one key.
 
-18.16 has no skip indexes, so the lookups by event_id, trace_id and session_id are narrow tables
-ordered by them, each filled by a materialized view, holding the main table's key of the event
-(`queries.py` reads the row through that key). `mcp_calls_minutely` and `mcp_calls_hourly` are
-the rollups.
+18.16 has no skip indexes, so the lookups by event_id, trace_id and session_id go through one
+narrow table ordered by (kind, key), filled by a materialized view with three rows per event, each
+holding the main table's key of the event (`queries.py` reads the row through that key).
+`mcp_calls_minutely` (fed from the events table) and `mcp_calls_hourly` (fed from the per-minute
+table) are the rollups.
 """
 
 from __future__ import annotations
@@ -140,74 +141,85 @@ PARTITION BY toYYYYMM(received_at)
 ORDER BY event_id"""
 
 
-# -- lookups: one narrow table per key the main table is not ordered by --------------------------
+# -- the lookup: one narrow table for every key the main table is not ordered by ------------------
 
 
 class Lookup:
-    """A lookup table ordered by `by`, holding the main table's key of each event."""
+    """One table for the lookups by event id, trace id and session: a row per event and kind of
+    key, `(kind, key)` first in its order, then the main table's key of the event (its time
+    included, so a session's rows come out in order). One materialized view fills it with three
+    rows per event (ARRAY JOIN), so an insert writes one part here instead of three."""
 
-    def __init__(self, table: str, by: tuple[str, ...], by_types: tuple[str, ...]) -> None:
-        self.table = table
-        self.view = f"{table}_mv"
-        self.by = by
-        self.by_types = by_types
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.by + tuple(c for c in EVENT_KEY if c not in self.by)
+    table = "mcp_events_lookup"
+    view = "mcp_events_lookup_mv"
+    # kind -> how the view derives the key from an events row. `key` is a String for all three:
+    # the event id in its canonical text form (`toString`), the trace id's 32 hex digits, the session.
+    EVENT_ID = 1
+    TRACE_ID = 2
+    SESSION = 3
+    KEYS = ((EVENT_ID, "toString(event_id)"), (TRACE_ID, "toString(trace_id)"), (SESSION, "session_id"))
+    columns = ("kind", "key", "event_time", "server", "tool", "event_id")
 
     def table_ddl(self, *, ttl: bool, database: str = DATABASE) -> str:
-        types = dict(zip(self.by, self.by_types, strict=True)) | {
-            "server": "String",
-            "tool": "String",
-            "event_time": "DateTime",
-            "event_id": "UUID",
-        }
-        body = ",\n".join(f"    {c:<12} {types[c]}" for c in self.columns)
-        order = ", ".join(self.by if "event_id" in self.by else (*self.by, "event_id"))
         return f"""CREATE TABLE IF NOT EXISTS {database}.{self.table}
 (
-{body}
+    kind        UInt8,
+    key         String,
+    event_time  DateTime,
+    server      String,
+    tool        String,
+    event_id    UUID
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(event_time)
-ORDER BY ({order}){_ttl("event_time", ttl=ttl)}"""
+ORDER BY (kind, key, event_time, event_id){_ttl("event_time", ttl=ttl)}"""
 
     def view_ddl(self, *, database: str = DATABASE) -> str:
+        pairs = ", ".join(f"({kind}, {expr})" for kind, expr in self.KEYS)
         return (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{self.view} TO {database}.{self.table}"
-            f" AS SELECT {', '.join(self.columns)} FROM {database}.{EVENTS_TABLE}"
+            " AS SELECT tupleElement(k, 1) AS kind, tupleElement(k, 2) AS key, event_time, server, tool, event_id"
+            f" FROM {database}.{EVENTS_TABLE} ARRAY JOIN [{pairs}] AS k"
         )
 
+    def keys_sql(self, kind: int, key: str, *, database: str = DATABASE) -> str:
+        """A subquery of the main table's keys of the events whose `kind` key is the SQL `key`."""
+        return f"SELECT {', '.join(EVENT_KEY)} FROM {database}.{self.table} WHERE kind = {int(kind)} AND key = {key}"
 
-BY_EVENT_ID = Lookup("mcp_events_by_id", ("event_id",), ("UUID",))
-BY_TRACE_ID = Lookup("mcp_events_by_trace", ("trace_id",), ("FixedString(32)",))
-BY_SESSION = Lookup("mcp_events_by_session", ("session_id", "event_time"), ("String", "DateTime"))
-LOOKUPS = (BY_EVENT_ID, BY_TRACE_ID, BY_SESSION)
+
+LOOKUP = Lookup()
 
 
 # -- the rollups: per minute, and per hour for questions over days ---------------------------------
 
 # The duration quantiles the rollups keep; a -Merge must name the same levels.
 QUANTILE_LEVELS = "0.5, 0.95, 0.99"
+# What the rollups count: a 64-bit hash of the event id (its 16 bytes), so a state's set holds 8
+# bytes per event instead of 16 and merges faster; exact but for 64-bit collisions (README).
+EVENT_HASH_SQL = "cityHash64(reinterpretAsString(event_id))"
 
 
 class Rollup:
     """An AggregatingMergeTree of calls, errors, duration quantiles and the slowest call's trace per
-    server, tool, status and time bucket (`bucket`, the start of its minute or hour), filled by a
-    materialized view from the events table.
+    server, tool, status and time bucket (`bucket`, the start of its minute or hour).
 
-    Calls and errors are sets of event ids (uniqExact), so an event inserted twice (a re-sent chunk
-    reaches the view again on 18.16) is counted once: the counts equal the rows read with FINAL.
-    The duration quantiles are t-digest states, approximate, and weigh a twice-inserted event
-    twice. `slowest` is the trace id of the slowest call: a link from a figure to a trace."""
+    The per-minute rollup is filled by a materialized view from the events table; the per-hour one
+    by a materialized view from the per-minute table (`source`), merging the states of the minutes'
+    rows of each insert, so the events of an insert are aggregated once.
 
-    def __init__(self, table: str, bucket: str, start_of: str, seconds: int) -> None:
+    Calls and errors are sets of 64-bit hashes of the event ids (uniqExact), so an event inserted
+    twice (a re-sent chunk reaches the view again on 18.16) is counted once: the counts equal the
+    rows read with FINAL. The duration quantiles are t-digest states, approximate, and weigh a
+    twice-inserted event twice. `slowest` is the trace id of the slowest call: a link from a
+    figure to a trace."""
+
+    def __init__(self, table: str, bucket: str, start_of: str, seconds: int, source: Rollup | None = None) -> None:
         self.table = table
         self.view = f"{table}_mv"
         self.bucket = bucket
         self.start_of = start_of
         self.seconds = seconds
+        self.source = source
 
     def table_ddl(self, *, ttl: bool, database: str = DATABASE) -> str:
         return f"""CREATE TABLE IF NOT EXISTS {database}.{self.table}
@@ -216,8 +228,8 @@ class Rollup:
     server     String,
     tool       String,
     status     String,
-    calls      AggregateFunction(uniqExact, UUID),
-    errors     AggregateFunction(uniqExactIf, UUID, UInt8),
+    calls      AggregateFunction(uniqExact, UInt64),
+    errors     AggregateFunction(uniqExactIf, UInt64, UInt8),
     duration   AggregateFunction(quantilesTDigestIf({QUANTILE_LEVELS}), Float64, UInt8),
     slowest    AggregateFunction(argMax, FixedString(32), Float64)
 )
@@ -226,15 +238,27 @@ PARTITION BY toYYYYMM({self.bucket})
 ORDER BY (server, tool, status, {self.bucket}){_ttl(self.bucket, ttl=ttl)}"""
 
     def select(self, *, database: str = DATABASE) -> str:
-        """What the view adds per insert, and what a backfill adds from the rows already stored.
-        Only events with an outcome (a status) have a duration."""
+        """What the view adds per insert (and, for the per-minute rollup, what a backfill adds from
+        the rows already stored). Only events with an outcome (a status) have a duration."""
+        if self.source is not None:
+            return f"""SELECT
+    {self.start_of}({self.source.bucket}) AS {self.bucket},
+    server,
+    tool,
+    status,
+    uniqExactMergeState(calls) AS calls,
+    uniqExactIfMergeState(errors) AS errors,
+    quantilesTDigestIfMergeState({QUANTILE_LEVELS})(duration) AS duration,
+    argMaxMergeState(slowest) AS slowest
+FROM {database}.{self.source.table}
+GROUP BY {self.bucket}, server, tool, status"""
         return f"""SELECT
     {self.start_of}(event_time) AS {self.bucket},
     server,
     tool,
     status,
-    uniqExactState(event_id) AS calls,
-    uniqExactIfState(event_id, status IN {ERROR_STATUS_SQL}) AS errors,
+    uniqExactState({EVENT_HASH_SQL}) AS calls,
+    uniqExactIfState({EVENT_HASH_SQL}, status IN {ERROR_STATUS_SQL}) AS errors,
     quantilesTDigestIfState({QUANTILE_LEVELS})(duration_ms, status != '') AS duration,
     argMaxState(trace_id, duration_ms) AS slowest
 FROM {database}.{EVENTS_TABLE}
@@ -248,7 +272,9 @@ GROUP BY {self.bucket}, server, tool, status"""
 
 
 MINUTELY = Rollup("mcp_calls_minutely", "minute", "toStartOfMinute", 60)
-HOURLY = Rollup("mcp_calls_hourly", "hour", "toStartOfHour", 3600)
+HOURLY = Rollup("mcp_calls_hourly", "hour", "toStartOfHour", 3600, source=MINUTELY)
+# The migration creates the hourly view before the per-minute one, so no row reaches the per-minute
+# table before the hourly view would see it.
 ROLLUPS = (MINUTELY, HOURLY)
 ROLLUP_TABLE = MINUTELY.table
 QUALIFIED_ROLLUP_TABLE = f"{DATABASE}.{ROLLUP_TABLE}"
@@ -302,4 +328,4 @@ def migration_lock_ddl(*, database: str = DATABASE) -> str:
 
 
 # Tables with monthly partitions that retention drops from.
-RETAINED_TABLES = (EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), *(lookup.table for lookup in LOOKUPS))
+RETAINED_TABLES = (EVENTS_TABLE, *(rollup.table for rollup in ROLLUPS), LOOKUP.table)

@@ -21,7 +21,7 @@ from sentinel.propagation import span_context_from_traceparent
 from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import dedup_supported
-from workers.clickhouse.columns import audit_columns
+from workers.clickhouse.columns import audit_column_lists
 from workers.clickhouse.migrations import ensure_schema
 from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE
 
@@ -162,10 +162,11 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
 
 def _columns(chunk: Chunk, insert_trace: str, insert_span: str) -> list[Any]:
     """The chunk as columns in EVENT_COLUMNS order: clickhouse-driver encodes columns without
-    transposing rows, and DateTime takes epoch seconds as plain ints."""
+    transposing rows, and DateTime takes epoch seconds as plain ints. The typed columns are built
+    column by column from each payload (`audit_column_lists`)."""
     n = len(chunk.events)
     offsets, event_ids, traceparents, _, event_types, received_at_ms, payloads = zip(*chunk.events, strict=True)
-    typed = list(zip(*map(audit_columns, payloads, received_at_ms), strict=True))
+    typed = audit_column_lists(payloads, received_at_ms)
     return [
         [uuid.UUID(event_id) for event_id in event_ids],
         [tp[3:35] if tp else _ZERO_TRACE for tp in traceparents],

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from workers.clickhouse.columns import AUDIT_COLUMN_NAMES, audit_columns
+from workers.clickhouse.columns import AUDIT_COLUMN_NAMES, audit_column_lists, audit_columns
 
 RECEIVED_MS = 1_764_000_000_000
 
@@ -63,3 +63,20 @@ def test_a_timestamp_outside_clickhouses_datetime_falls_back_to_the_kafka_timest
 def test_every_copy_gets_the_same_columns() -> None:
     payload = orjson.dumps({"type": "tool_call", "timestamp": "2026-11-25T12:00:01Z", "tool": "t"})
     assert audit_columns(payload, RECEIVED_MS) == audit_columns(payload.decode(), RECEIVED_MS)
+
+
+def test_the_columns_of_many_events_are_those_of_each() -> None:
+    payloads = [
+        orjson.dumps(event)
+        for event in (
+            {"type": "tool_call", "timestamp": "2026-11-25T12:00:01.250Z", "server": "fs", "duration_ms": 3.5},
+            {"type": "t", "timestamp": "2026-11-25t12:00:01z", "client_name": "", "attributes": {"client_name": "a"}},
+            {"type": "t", "timestamp": "not a time", "client_version": "2", "attributes": {"client_version": "3"}},
+            {"type": "t", "timestamp": "1900-01-01T00:00:00Z", "server": 5, "duration_ms": True, "attributes": []},
+            {"type": "t", "principal": "p", "attributes": {"client_name": 1, "client_version": "v"}},
+        )
+    ] + [b"[]"]
+    received = [RECEIVED_MS + i for i in range(len(payloads))]
+    each = [audit_columns(payload, ms) for payload, ms in zip(payloads, received, strict=True)]
+    assert audit_column_lists(payloads, received) == [list(column) for column in zip(*each, strict=True)]
+    assert len(AUDIT_COLUMN_NAMES) == len(each[0])

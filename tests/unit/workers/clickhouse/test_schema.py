@@ -13,7 +13,7 @@ from chdb import session as chdb_session
 from workers.clickhouse.schema import (
     EVENT_COLUMNS,
     EVENTS_TABLE,
-    LOOKUPS,
+    LOOKUP,
     ROLLUPS,
     canary_table_ddl,
     events_table_ddl,
@@ -69,13 +69,12 @@ def _row(event_id: str, *, server: str, tool: str, status: str, offset: int, sec
 @pytest.mark.parametrize("dedup_window", [True, False])
 @pytest.mark.parametrize("ttl", [True, False])
 def test_schema_v2_is_valid_on_current_clickhouse(db: chdb_session.Session, dedup_window: bool, ttl: bool) -> None:
-    for lookup in LOOKUPS:
-        db.query(lookup.table_ddl(ttl=ttl, database=DB))
+    db.query(LOOKUP.table_ddl(ttl=ttl, database=DB))
     db.query(events_table_ddl(dedup_window=dedup_window, ttl=ttl, database=DB))
-    for lookup in LOOKUPS:
-        db.query(lookup.view_ddl(database=DB))
+    db.query(LOOKUP.view_ddl(database=DB))
     for rollup in ROLLUPS:
         db.query(rollup.table_ddl(ttl=ttl, database=DB))
+    for rollup in reversed(ROLLUPS):  # as the migration does: the hourly view (on the minutely table) first
         db.query(rollup.view_ddl(database=DB))
     db.query(canary_table_ddl(database=DB))
     db.query(migrations_table_ddl(database=DB))
@@ -97,11 +96,14 @@ def test_schema_v2_is_valid_on_current_clickhouse(db: chdb_session.Session, dedu
     # The same chunk delivered again (another offset range, so no dedup token can drop it).
     db.query(insert + chunk.replace(", 7, ", ", 17, ").replace(", 8, ", ", 18, "))
     assert _csv(db, f"SELECT count() FROM {DB}.{EVENTS_TABLE} FINAL") == "2"
-    by_id = f"SELECT server, tool, event_time, event_id FROM {DB}.mcp_events_by_id WHERE event_id = '{failed}'"
-    found = _csv(
-        db, f"SELECT status FROM {DB}.{EVENTS_TABLE} FINAL WHERE (server, tool, event_time, event_id) IN ({by_id})"
-    )
+    key = "(server, tool, event_time, event_id)"
+    by_id = LOOKUP.keys_sql(LOOKUP.EVENT_ID, f"'{failed}'", database=DB)
+    found = _csv(db, f"SELECT status FROM {DB}.{EVENTS_TABLE} FINAL WHERE {key} IN ({by_id})")
     assert found == '"tool_error"'
+    by_trace = LOOKUP.keys_sql(LOOKUP.TRACE_ID, f"'{'a' * 32}'", database=DB)
+    assert _csv(db, f"SELECT count() FROM {DB}.{EVENTS_TABLE} FINAL WHERE {key} IN ({by_trace})") == "2"
+    by_session = LOOKUP.keys_sql(LOOKUP.SESSION, "'s1'", database=DB)
+    assert _csv(db, f"SELECT count() FROM {DB}.{EVENTS_TABLE} FINAL WHERE {key} IN ({by_session})") == "2"
     for rollup in ROLLUPS:
         counted = _csv(
             db,
