@@ -129,19 +129,14 @@ def _v2_columns(rows: list[tuple]) -> list[list]:
 
 
 def _rollups(client: Client, database: str) -> dict[str, object]:
-    """The rollups and their views, then a backfill of the per-minute rollup from the rows already
-    stored, which its view passes on to the hourly one. The hourly view (on the per-minute table)
-    is created before the per-minute view, so every row the per-minute rollup gets reaches the
-    hourly one. Rows that arrive between the per-minute view's creation and the backfill reach
-    the rollups twice, which their sets of event hashes count once."""
+    """The rollups and their views, then a backfill from the rows already stored. Rows that arrive
+    between a view's creation and the backfill reach the rollup twice, which its sets of event-id
+    hashes count once."""
     ttl = supports_ttl(server_version(client))
     for rollup in ROLLUPS:
         client.execute(rollup.table_ddl(ttl=ttl, database=database))
-    for rollup in reversed(ROLLUPS):
         client.execute(rollup.view_ddl(database=database))
-    for rollup in ROLLUPS:
-        if rollup.source is None:
-            client.execute(f"INSERT INTO {database}.{rollup.table} {rollup.select(database=database)}")
+        client.execute(f"INSERT INTO {database}.{rollup.table} {rollup.select(database=database)}")
     return {}
 
 

@@ -14,8 +14,7 @@ none), so all copies of an event share one key.
 18.16 has no skip indexes, so the lookups by event_id, trace_id and session_id go through one
 narrow table ordered by (kind, key), filled by a materialized view with three rows per event, each
 holding the main table's key of the event (`queries.py` reads the row through that key).
-`mcp_calls_minutely` (fed from the events table) and `mcp_calls_hourly` (fed from the per-minute
-table) are the rollups.
+`mcp_calls_minutely` and `mcp_calls_hourly` are the rollups.
 """
 
 from __future__ import annotations
@@ -201,11 +200,9 @@ EVENT_HASH_SQL = "cityHash64(reinterpretAsString(event_id))"
 
 class Rollup:
     """An AggregatingMergeTree of calls, errors, duration quantiles and the slowest call's trace per
-    server, tool, status and time bucket (`bucket`, the start of its minute or hour).
-
-    The per-minute rollup is filled by a materialized view from the events table; the per-hour one
-    by a materialized view from the per-minute table (`source`), merging the states of the minutes'
-    rows of each insert, so the events of an insert are aggregated once.
+    server, tool, status and time bucket (`bucket`, the start of its minute or hour), filled by a
+    materialized view from the events table. (A view on the per-minute table cannot feed the
+    hourly one on 18.16: rows a view writes into its target do not reach the target's own views.)
 
     Calls and errors are sets of 64-bit hashes of the event ids (uniqExact), so an event inserted
     twice (a re-sent chunk reaches the view again on 18.16) is counted once: the counts equal the
@@ -213,13 +210,12 @@ class Rollup:
     twice-inserted event twice. `slowest` is the trace id of the slowest call: a link from a
     figure to a trace."""
 
-    def __init__(self, table: str, bucket: str, start_of: str, seconds: int, source: Rollup | None = None) -> None:
+    def __init__(self, table: str, bucket: str, start_of: str, seconds: int) -> None:
         self.table = table
         self.view = f"{table}_mv"
         self.bucket = bucket
         self.start_of = start_of
         self.seconds = seconds
-        self.source = source
 
     def table_ddl(self, *, ttl: bool, database: str = DATABASE) -> str:
         return f"""CREATE TABLE IF NOT EXISTS {database}.{self.table}
@@ -238,20 +234,8 @@ PARTITION BY toYYYYMM({self.bucket})
 ORDER BY (server, tool, status, {self.bucket}){_ttl(self.bucket, ttl=ttl)}"""
 
     def select(self, *, database: str = DATABASE) -> str:
-        """What the view adds per insert (and, for the per-minute rollup, what a backfill adds from
-        the rows already stored). Only events with an outcome (a status) have a duration."""
-        if self.source is not None:
-            return f"""SELECT
-    {self.start_of}({self.source.bucket}) AS {self.bucket},
-    server,
-    tool,
-    status,
-    uniqExactMergeState(calls) AS calls,
-    uniqExactIfMergeState(errors) AS errors,
-    quantilesTDigestIfMergeState({QUANTILE_LEVELS})(duration) AS duration,
-    argMaxMergeState(slowest) AS slowest
-FROM {database}.{self.source.table}
-GROUP BY {self.bucket}, server, tool, status"""
+        """What the view adds per insert, and what a backfill adds from the rows already stored.
+        Only events with an outcome (a status) have a duration."""
         return f"""SELECT
     {self.start_of}(event_time) AS {self.bucket},
     server,
@@ -272,9 +256,7 @@ GROUP BY {self.bucket}, server, tool, status"""
 
 
 MINUTELY = Rollup("mcp_calls_minutely", "minute", "toStartOfMinute", 60)
-HOURLY = Rollup("mcp_calls_hourly", "hour", "toStartOfHour", 3600, source=MINUTELY)
-# The migration creates the hourly view before the per-minute one, so no row reaches the per-minute
-# table before the hourly view would see it.
+HOURLY = Rollup("mcp_calls_hourly", "hour", "toStartOfHour", 3600)
 ROLLUPS = (MINUTELY, HOURLY)
 ROLLUP_TABLE = MINUTELY.table
 QUALIFIED_ROLLUP_TABLE = f"{DATABASE}.{ROLLUP_TABLE}"
