@@ -8,11 +8,13 @@ committed offset ever passed an event that was not stored or dead-lettered (test
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +47,11 @@ class SecondBridge(processes.Bridge):
 
 
 class ImpatientBridge(SecondBridge):
-    """The bridge with an acknowledgement timeout far below an insert's round trip: it sends most
-    chunks again before their first insert is acknowledged, so the worker inserts them twice."""
+    """The bridge with a 1 s acknowledgement timeout: with the worker paused for longer, every chunk
+    sent meanwhile goes again, and the worker inserts both copies when it resumes."""
 
     name = "bridge-impatient"
-    ack_timeout_s = 0.05  # the bridge's ack poll: chunks whose ack misses one poll go again
+    ack_timeout_s = 1.0
 
     def env(self) -> dict[str, str]:
         return {**super().env(), "SENTINEL_CHUNK_ACK_TIMEOUT_S": str(self.ack_timeout_s)}
@@ -188,10 +190,14 @@ def test_chunks_inserted_twice_are_counted_once_by_the_rollup(faults: Faults) ->
     (the harness compares them per minute)."""
     bridge = faults.process("bridge")
     impatient = faults.extra(ImpatientBridge())
+    worker = faults.process("worker")
     bridge.down()
     impatient.up()
     with faults.run("chunks sent again before their ack (inserted twice)", duration_s=20) as run:
-        pass
+        run.at(4)
+        paused = _signal_tree(worker.pid(), signal.SIGSTOP)
+        run.at(10)
+        _signal_tree(worker.pid(), signal.SIGCONT, paused)
     impatient.down()
     # The copies still queued are inserted (as no-ops under FINAL) before the next test measures anything.
     wait_until(lambda: _queued_inserts() == 0, timeout_s=600, what="the re-sent chunks still queued")
@@ -203,6 +209,19 @@ def test_chunks_inserted_twice_are_counted_once_by_the_rollup(faults: Faults) ->
         f"no event was inserted twice ({run.figures.raw_rows} rows before FINAL): the fault did not reach ClickHouse",
     )
     run.verify()
+
+
+def _signal_tree(pid: int | None, signum: signal.Signals, pids: list[int] | None = None) -> list[int]:
+    """Send `signum` to `pid` and its children (or to `pids`); the pids signalled. A stopped Celery
+    parent dispatches nothing more to its pool, so the chunks queued meanwhile wait past the ack timeout."""
+    assert pid is not None, "the worker is not running"
+    if pids is None:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        pids = [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
+    for each in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signum)
+    return pids
 
 
 def _queued_inserts() -> int:
