@@ -700,3 +700,42 @@ def test_grafana_links_traces_to_rows_and_rows_to_traces() -> None:
     assert to_rows and "trace_id" in to_rows[0]["config"]["target"]["rawSql"]
     to_traces = {c["config"]["field"] for c in clickhouse["correlations"] if c["targetUID"] == "tempo"}
     assert "trace_id" in to_traces
+
+
+def _clickhouse_panels() -> list[dict]:
+    dashboard = json.loads((K8S / "base" / "config" / "grafana" / "sentinel-pipeline.json").read_text())
+    panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
+    return [p for p in panels if (p.get("datasource") or {}).get("uid") == "clickhouse"]
+
+
+def test_every_clickhouse_panel_links_to_its_trace_in_tempo() -> None:
+    panels = _clickhouse_panels()
+    assert len(panels) >= 8
+    for panel in panels:
+        links = [
+            link
+            for override in panel["fieldConfig"]["overrides"]
+            for prop in override["properties"]
+            if prop["id"] == "links"
+            for link in prop["value"]
+        ]
+        assert links, f"{panel['title']!r} links to no trace"
+        assert all(link["internal"]["datasourceUid"] == "tempo" for link in links), panel["title"]
+        linked = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]}
+        sql = panel["targets"][0]["rawSql"]
+        assert all(field in sql for field in linked), f"{panel['title']!r} links a field its SQL does not return"
+
+
+def test_grafana_has_the_clickhouse_plugin_without_fetching_it_at_start(built: dict[str, list[Doc]]) -> None:
+    _, container = _container(built["overlays/laptop"], "grafana")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "GF_INSTALL_PLUGINS" not in env, "the plugin would be downloaded from grafana.com at every start"
+    containerfile = (K8S / "images" / "grafana" / "Containerfile").read_text()
+    assert f"--pluginsDir {env['GF_PATHS_PLUGINS']} plugins install grafana-clickhouse-datasource" in containerfile
+    # The image is the one that Containerfile builds, and nothing mounts over its plugins folder.
+    base = re.search(r"^FROM \S+/grafana/grafana:(\S+)$", containerfile, re.MULTILINE)
+    version = re.search(r"CLICKHOUSE_PLUGIN_VERSION=(\S+)", containerfile)
+    assert base and version
+    assert container["image"].endswith(f"/grafana:{base.group(1)}-clickhouse-{version.group(1)}")
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert not [m for m in mounts if env["GF_PATHS_PLUGINS"].startswith(m)]
