@@ -90,6 +90,9 @@ class Service(ABC):
     port: int
     #: seconds to wait for `ready()` after starting
     start_timeout: float = 90.0
+    # The process this object started, while it is starting: its own exit status says whether it
+    # runs, where the pid file's /proc check can misread a process caught mid-exec.
+    _spawned: subprocess.Popen[bytes] | None = None
 
     @property
     def home(self) -> Path:
@@ -174,7 +177,8 @@ class Service(ABC):
 
     def check_alive(self) -> None:
         """Raise ServiceError, with its log, if our process is not running."""
-        if self.pid() is None:
+        running = self._spawned.poll() is None if self._spawned is not None else self.pid() is not None
+        if not running:
             last = tail(self.log_path)
             raise ServiceError(f"{self.name} exited while starting; last lines of {self.log_path}:\n{last}")
 
@@ -196,6 +200,7 @@ class Service(ABC):
                 start_new_session=True,
             )
         self.pid_path.write_text(f"{proc.pid}\n{self.argv()[0]}")
+        self._spawned = proc
         return proc
 
     def _wait_ready(self, proc: subprocess.Popen[bytes] | None) -> None:
