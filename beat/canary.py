@@ -19,9 +19,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sentinel import metrics, settings
 from sentinel.telemetry import tracer
 from workers.clickhouse.client import get_client
-from workers.clickhouse.migrations import ensure_schema
 from workers.clickhouse.queries import find_event
-from workers.clickhouse.schema import QUALIFIED_CANARY_TABLE
+from workers.clickhouse.schema import QUALIFIED_CANARY_TABLE, ensure_schema
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from workers.celery_app import JOBS_QUEUE
 
 CANARY_TASK = "sentinel.canary"
 LAG_TASK = "sentinel.consumer_lag"
-RETENTION_TASK = "sentinel.retention"
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "pipeline-canary": {
@@ -22,10 +21,5 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": LAG_TASK,
         "schedule": settings.LAG_INTERVAL_S,
         "options": {"queue": JOBS_QUEUE, "expires": settings.LAG_INTERVAL_S},
-    },
-    "audit-retention": {
-        "task": RETENTION_TASK,
-        "schedule": settings.RETENTION_INTERVAL_S,
-        "options": {"queue": JOBS_QUEUE, "expires": settings.RETENTION_INTERVAL_S},
     },
 }

@@ -7,8 +7,7 @@ from typing import Any
 
 from beat.canary import run_canary
 from beat.lag import consumer_lag
-from beat.retention import run_retention
-from beat.schedule import CANARY_TASK, LAG_TASK, RETENTION_TASK
+from beat.schedule import CANARY_TASK, LAG_TASK
 from workers.celery_app import app
 
 
@@ -27,8 +26,3 @@ def canary_task() -> dict[str, Any]:
 @app.task(name=LAG_TASK)
 def consumer_lag_task() -> dict[str, int]:
     return {str(p): lag for p, lag in consumer_lag().items()}
-
-
-@app.task(name=RETENTION_TASK)
-def retention_task() -> dict[str, list[str]]:
-    return run_retention()

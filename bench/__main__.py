@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     from sentinel import settings
     from sentinel_local import stack
     from workers.clickhouse.client import new_client, server_version
-    from workers.clickhouse.migrations import migrate
-    from workers.clickhouse.schema import DATABASE
+    from workers.clickhouse.schema import DATABASE, migrate
 
     against: tuple[str, dict[str, Any]] | None = None
     baseline_errors: list[str] = []

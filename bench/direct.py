@@ -38,8 +38,7 @@ from bench.cpu import CpuMeter
 from bench.observe import Offsets, inserted_rows, run_started_at, wait_count, wait_inserted
 from sentinel import semconv, settings
 from sentinel_local import processes
-from workers.clickhouse.client import new_client, server_version, supports_dedup_token, supports_ttl
-from workers.clickhouse.columns import audit_columns
+from workers.clickhouse.client import new_client, server_version, supports_dedup_token
 from workers.clickhouse.schema import DATABASE, EVENT_COLUMNS, EVENTS_TABLE, QUALIFIED_EVENTS_TABLE, events_table_ddl
 
 DIRECT_TABLE = f"{DATABASE}.mcp_events_direct"
@@ -47,10 +46,10 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 
 
-def direct_table_ddl(*, dedup_window: bool, ttl: bool) -> str:
+def direct_table_ddl(*, dedup_window: bool) -> str:
     """The events table DDL with the direct baseline's table name."""
     original = f"{DATABASE}.{EVENTS_TABLE}"
-    ddl = events_table_ddl(dedup_window=dedup_window, ttl=ttl)
+    ddl = events_table_ddl(dedup_window=dedup_window)
     if original not in ddl:
         raise RuntimeError(f"cannot derive the direct table: {original} not in the events DDL")
     return ddl.replace(original, DIRECT_TABLE, 1)
@@ -238,8 +237,7 @@ def _assigned_at(log_path: Any) -> float | None:
 
 def _run_direct(start: dict[int, int], end: dict[int, int], event_type: str, timeout_s: float) -> dict[str, Any]:
     client = new_client()
-    version = server_version(client)
-    ddl = direct_table_ddl(dedup_window=supports_dedup_token(version), ttl=supports_ttl(version))
+    ddl = direct_table_ddl(dedup_window=supports_dedup_token(server_version(client)))
     tables.ensure_like(client, DIRECT_TABLE, QUALIFIED_EVENTS_TABLE, ddl)
     tables.empty(client, DIRECT_TABLE)
     ctx = mp.get_context("spawn")
@@ -334,15 +332,12 @@ def _row(message: Any) -> tuple[Any, ...]:
     else:
         trace_id, span_id = _ZERO_TRACE, _ZERO_SPAN
     _, timestamp_ms = message.timestamp()
-    typed = audit_columns(value, timestamp_ms)
     return (
         uuid.UUID(event["event_id"]),
         trace_id,
         span_id,
         event["type"],
-        *typed[:2],
-        timestamp_ms // 1000,
-        *typed[2:],
+        datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).replace(tzinfo=None),
         message.topic(),
         message.partition(),
         message.offset(),

@@ -26,7 +26,7 @@ from bench.observe import (
 )
 from bench.report import latency_summary
 from workers.clickhouse.client import new_client
-from workers.clickhouse.schema import DATABASE, RETAINED_TABLES
+from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
 BATCH = 100  # events per POST in batched mode and in the latency scenarios
 # Probes are polled by primary key; each pending id costs ClickHouse a lookup in every part, so
@@ -116,10 +116,9 @@ class Scenarios:
         return self.offsets.wait_drained(self.sizes.drain_timeout_s)
 
     def clean_slate(self) -> float:
-        """Drain, then empty the events table and the tables its views fill: the run pays for no earlier
-        run's merges (bench/tables.py)."""
+        """Drain, then empty the events table: the run pays for no earlier run's merges (bench/tables.py)."""
         drained_in = self.drain()
-        tables.empty(self.client, *(f"{DATABASE}.{table}" for table in RETAINED_TABLES))
+        tables.empty(self.client, QUALIFIED_EVENTS_TABLE)
         return drained_in
 
     def warmup(self, tracing: str) -> dict[str, Any]:

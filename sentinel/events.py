@@ -27,21 +27,8 @@ _CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _OPTIONAL_STRINGS = ("session_id", "server", "method", "tool", "status")
-
-# The audit fields that ClickHouse stores in typed columns (workers/clickhouse/columns.py).
-TIMESTAMP_FIELD = "timestamp"
-PRINCIPAL_FIELD = "principal"
-ATTRIBUTES_FIELD = "attributes"
-# The MCP client's name and version: top-level fields, or in `attributes` where the proxy puts them.
-CLIENT_NAME_FIELD = "client_name"
-CLIENT_VERSION_FIELD = "client_version"
-# Why a call failed: the proxy puts it in `attributes` (read from the payload of failed calls only).
-ERROR_MESSAGE_FIELD = "error_message"
-
-# `status` values: a call that did not succeed is an error, except one the client cancelled.
-STATUS_OK = "ok"
-STATUS_CANCELLED = "cancelled"
-ERROR_STATUSES = ("error", "tool_error", "failed")
+TRACEPARENT_FIELD = "traceparent"  # an event's own W3C trace context (the MCP call it audits)
+TRACESTATE_FIELD = "tracestate"
 
 
 @dataclass(frozen=True)
@@ -153,16 +140,11 @@ def _check_values(event: dict[str, Any]) -> FieldError | None:
 _HUGE = "holds an integer outside the 64-bit range; send it as a string"
 
 
-def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 `timestamp` as an aware datetime; raises ValueError when it is not a real one."""
-    return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
-
-
 def _check_timestamp(value: Any) -> str | None:
     if not isinstance(value, str) or not _RFC3339.match(value):
         return "must be an RFC 3339 date-time string"
     try:
-        parse_timestamp(value)
+        datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError:
         return "must be a real RFC 3339 date-time"
     return None

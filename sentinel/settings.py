@@ -186,14 +186,6 @@ CANARY_INTERVAL_S = _float("SENTINEL_CANARY_INTERVAL_S", 30.0)
 CANARY_TIMEOUT_S = _float("SENTINEL_CANARY_TIMEOUT_S", 20.0)
 LAG_INTERVAL_S = _float("SENTINEL_LAG_INTERVAL_S", 15.0)
 
-# Audit rows are kept this many days (0: forever): TTL where the server has it (19.6 on), and on
-# every server beat drops each monthly partition whose whole month is older (beat/retention.py).
-RETENTION_DAYS = _int("SENTINEL_RETENTION_DAYS", 90)
-RETENTION_INTERVAL_S = _float("SENTINEL_RETENTION_INTERVAL_S", 3600.0)
-# A process waiting on another's schema migration takes the lock over once the holder's heartbeat
-# (every few seconds) has not moved for this long: the holder died mid-migration.
-MIGRATION_LOCK_STALE_S = _float("SENTINEL_MIGRATION_LOCK_STALE_S", 30.0)
-
 # Flower: "user:password"; when unset, `sentinel up` generates one under the stack folder.
 FLOWER_BASIC_AUTH = _str("SENTINEL_FLOWER_BASIC_AUTH", "")
 

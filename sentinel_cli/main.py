@@ -30,7 +30,6 @@ SUBCOMMANDS: dict[str, str] = {
     "emit": "sentinel_cli.commands.emit",
     "dlq": "sentinel_cli.commands.dlq",
     "trace": "sentinel_cli.commands.trace",
-    "audit": "sentinel_cli.commands.audit",
     "proxy": "mcp_proxy.cli",
 }
 

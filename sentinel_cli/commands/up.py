@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from workers.clickhouse.client import new_client
-    from workers.clickhouse.migrations import migrate
+    from workers.clickhouse.schema import migrate
 
     print("services:")
     stack.up()

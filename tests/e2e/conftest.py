@@ -6,7 +6,7 @@ import pytest
 
 from sentinel_local import processes, stack
 from workers.clickhouse.client import new_client
-from workers.clickhouse.migrations import migrate
+from workers.clickhouse.schema import migrate
 
 PIPELINE = ("worker", "bridge", "ingest")
 

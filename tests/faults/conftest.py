@@ -18,7 +18,7 @@ from tests.e2e.conftest import PIPELINE, pipeline  # noqa: F401 - the session fi
 from tests.faults import report
 from tests.faults.harness import SCALE, FaultRun, Figures
 from workers.clickhouse.client import new_client
-from workers.clickhouse.migrations import migrate
+from workers.clickhouse.schema import migrate
 
 RESULTS = pytest.StashKey[list[Figures]]()
 _HOW_TO_START = "Start everything with `.venv/bin/sentinel stack up` (or `make test`), which runs the services itself."

@@ -43,7 +43,7 @@ from sentinel import semconv, settings
 from sentinel_cli.emit import audit_event
 from tests.e2e.helpers import committed_offsets, group_reader
 from workers.clickhouse.client import new_client
-from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE, QUALIFIED_ROLLUP_TABLE
+from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
 # Events per fault. CI runs the default; `SENTINEL_FAULT_EVENTS=20000` is the published full scale.
 SCALE = int(os.environ.get("SENTINEL_FAULT_EVENTS") or 3000)
@@ -158,8 +158,7 @@ class Load:
                 return
             size = min(BATCH_SIZE, self.events - index * BATCH_SIZE)
             batch = [
-                # The run's own server name: the rollup check reads this run's buckets by it.
-                audit_event(event_type=self.marker, server=self.marker, tool="fault", n=index * BATCH_SIZE + i)
+                audit_event(event_type=self.marker, server="sentinel-faults", tool="fault", n=index * BATCH_SIZE + i)
                 for i in range(size)
             ]
             started = self.elapsed()
@@ -376,31 +375,6 @@ def stored_rows(client: Client, marker: str) -> tuple[list[str], int]:
     return [row[0] for row in final], int(raw[0][0])
 
 
-def rollup_disagreements(client: Client, marker: str) -> tuple[int, list[str]]:
-    """(calls the per-minute rollup counts for this run's server, the minutes where that count is
-    not the number of this run's rows read with FINAL)."""
-    rollup = dict(
-        client.execute(
-            f"SELECT toUInt32(minute) AS m, uniqExactMerge(calls) FROM {QUALIFIED_ROLLUP_TABLE}"
-            " WHERE server = %(m)s GROUP BY m",
-            {"m": marker},
-        )
-    )
-    final = dict(
-        client.execute(
-            f"SELECT toUInt32(toStartOfMinute(event_time)) AS m, count() FROM {QUALIFIED_EVENTS_TABLE} FINAL"
-            " WHERE server = %(m)s AND event_type = %(m)s GROUP BY m",
-            {"m": marker},
-        )
-    )
-    wrong = [
-        f"{time.strftime('%H:%M', time.gmtime(minute))} rollup {rollup.get(minute, 0)} rows {final.get(minute, 0)}"
-        for minute in sorted(set(rollup) | set(final))
-        if rollup.get(minute, 0) != final.get(minute, 0)
-    ]
-    return sum(rollup.values()), wrong
-
-
 def _safe_committed(reader: Consumer) -> dict[int, int]:
     try:
         return committed_offsets(reader)
@@ -506,8 +480,6 @@ class Figures:
     violations: list[str] = field(default_factory=list)
     dead_lettered: int = 0
     aliased: int = 0
-    rollup_calls: int = 0  # what the per-minute rollup counts for the run
-    rollup_disagreements: list[str] = field(default_factory=list)  # minutes where it is not the FINAL count
     missing: list[str] = field(default_factory=list)  # a few lost event ids, for the failure message
     failures: list[str] = field(default_factory=list)
     error: str | None = None
@@ -528,7 +500,6 @@ class Figures:
             f" duplicates_read={self.duplicates} drain_s={drain}"
             f" | lost={self.lost} rows_before_final={self.raw_rows} dead_lettered={self.dead_lettered}"
             f" offsets_sharing_an_event_id={self.aliased}"
-            f" rollup_calls={self.rollup_calls} rollup_minutes_off={len(self.rollup_disagreements)}"
             f" commit_checks={self.checked} commit_violations={len(self.violations)}"
             f" unreadable_samples={self.unreadable}"
             + (f" other_answers=({other})" if other else "")
@@ -645,7 +616,6 @@ class FaultRun:
 
         topic = read_back(self.marker, self._start, end, self._dlq_start)
         rows, figures.raw_rows = stored_rows(client, self.marker)
-        figures.rollup_calls, figures.rollup_disagreements = rollup_disagreements(client, self.marker)
         client.disconnect()
         ids = set(rows)
         figures.stored = len(ids)
@@ -663,11 +633,6 @@ class FaultRun:
         self.expect(figures.accepted > 0, "no event was accepted")
         self.expect(figures.lost == 0, f"{figures.lost} accepted event(s) not in ClickHouse")
         self.expect(figures.duplicates == 0, f"{figures.duplicates} event(s) read twice with FINAL")
-        self.expect(
-            not figures.rollup_disagreements and figures.rollup_calls == len(rows),
-            f"the rollup counts {figures.rollup_calls} calls for {len(rows)} rows read with FINAL"
-            f" ({', '.join(figures.rollup_disagreements[:5])})",
-        )
         self.expect(
             not figures.violations,
             f"committed offsets passed unstored events ({len(figures.violations)} partition snapshot(s))",

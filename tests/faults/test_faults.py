@@ -8,13 +8,11 @@ committed offset ever passed an event that was not stored or dead-lettered (test
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
@@ -45,17 +43,6 @@ class SecondBridge(processes.Bridge):
             probe.bind((settings.HOST, 0))
             free = probe.getsockname()[1]
         return processes.process_env(SENTINEL_BRIDGE_METRICS_PORT=str(free))
-
-
-class ImpatientBridge(SecondBridge):
-    """The bridge with a 1 s acknowledgement timeout: with the worker paused for longer, every chunk
-    sent meanwhile goes again, and the worker inserts both copies when it resumes."""
-
-    name = "bridge-impatient"
-    ack_timeout_s = 1.0
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), "SENTINEL_CHUNK_ACK_TIMEOUT_S": str(self.ack_timeout_s)}
 
 
 def _holds_partitions(bridge: processes.Bridge) -> bool:
@@ -202,55 +189,6 @@ def test_second_bridge_joins_and_leaves_the_group(faults: Faults) -> None:
     assigned = re.search(r"assigned partitions \[\d", second.log_path.read_text())
     run.expect(assigned is not None, "the second bridge was never assigned a partition")
     run.verify()
-
-
-def test_chunks_inserted_twice_are_counted_once_by_the_rollup(faults: Faults) -> None:
-    """18.16 has no insert deduplication: a chunk sent again reaches the events table and the rollup's
-    view a second time. The rows read with FINAL and the rollup's calls must still be one per event
-    (the harness compares them per minute)."""
-    bridge = faults.process("bridge")
-    impatient = faults.extra(ImpatientBridge())
-    worker = faults.process("worker")
-    bridge.down()
-    impatient.up()
-    with faults.run("chunks sent again before their ack (inserted twice)", duration_s=20) as run:
-        run.at(4)
-        paused = _signal_tree(worker.pid(), signal.SIGSTOP)
-        run.at(10)
-        _signal_tree(worker.pid(), signal.SIGCONT, paused)
-    impatient.down()
-    # The copies still queued are inserted (as no-ops under FINAL) before the next test measures anything.
-    wait_until(lambda: _queued_inserts() == 0, timeout_s=600, what="the re-sent chunks still queued")
-    resent = impatient.log_path.read_text().count("sent again")
-    run.figures.details = f"{resent} chunk(s) sent again"
-    run.expect(resent > 0, "the bridge sent no chunk again: the fault did not happen")
-    run.expect(
-        run.figures.raw_rows > run.figures.stored,
-        f"no event was inserted twice ({run.figures.raw_rows} rows before FINAL): the fault did not reach ClickHouse",
-    )
-    run.verify()
-
-
-def _signal_tree(pid: int | None, signum: signal.Signals, pids: list[int] | None = None) -> list[int]:
-    """Send `signum` to `pid` and its children (or to `pids`); the pids signalled. A stopped Celery
-    parent dispatches nothing more to its pool, so the chunks queued meanwhile wait past the ack timeout."""
-    assert pid is not None, "the worker is not running"
-    if pids is None:
-        children = Path(f"/proc/{pid}/task/{pid}/children")
-        pids = [pid, *(int(p) for p in children.read_text().split())] if children.exists() else [pid]
-    for each in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(each, signum)
-    return pids
-
-
-def _queued_inserts() -> int:
-    from kombu import Connection
-
-    from workers.celery_app import INSERT_QUEUE
-
-    with Connection(settings.CELERY_BROKER_URL, connect_timeout=5) as connection:
-        return int(connection.channel().queue_declare(INSERT_QUEUE, passive=True).message_count)
 
 
 def _pid_of(process: processes.AppProcess) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 
 from workers.clickhouse.client import new_client, server_version
-from workers.clickhouse.migrations import migrate
-from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE
+from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, migrate
 
 
 def test_create_insert_select() -> None:

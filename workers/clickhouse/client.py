@@ -23,7 +23,9 @@ def new_client(**kwargs: object) -> Client:
         port=settings.CLICKHOUSE_PORT,
         user=settings.CLICKHOUSE_USER,
         password=settings.CLICKHOUSE_PASSWORD,
-        **{"connect_timeout": 5, "send_receive_timeout": 60, **kwargs},
+        connect_timeout=5,
+        send_receive_timeout=60,
+        **kwargs,
     )
 
 
@@ -47,11 +49,6 @@ def supports_dedup_token(version: tuple[int, int]) -> bool:
     """`insert_deduplication_token` arrived in 22.2 (with `non_replicated_deduplication_window`
     earlier). The Debian server here is 18.16, where ReplacingMergeTree alone deduplicates."""
     return version >= (22, 2)
-
-
-def supports_ttl(version: tuple[int, int]) -> bool:
-    """Table TTL arrived in 19.6; on older servers retention is beat's partition drop alone."""
-    return version >= (19, 6)
 
 
 def dedup_supported(client: Client) -> bool:

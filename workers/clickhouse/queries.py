@@ -1,8 +1,4 @@
-"""Reads an operator (and the tests) make: an event's row, counts read exactly once.
-
-The main table is ordered by (server, tool, event_time, event_id); a lookup by event id or trace id
-first finds that key in the lookup table (workers/clickhouse/schema.py), then reads the row by it.
-"""
+"""Reads an operator (and the tests) make: an event's row, counts read exactly once."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from datetime import datetime
 
 from clickhouse_driver import Client
 
-from workers.clickhouse.schema import EVENT_KEY, LOOKUP, QUALIFIED_EVENTS_TABLE
+from workers.clickhouse.schema import QUALIFIED_EVENTS_TABLE
 
 
 @dataclass(frozen=True)
@@ -28,17 +24,11 @@ class EventRow:
     payload: str
 
 
-_KEY = f"({', '.join(EVENT_KEY)})"
-_ROW = (
-    "toString(event_id), trace_id, span_id, event_type, received_at, kafka_partition, kafka_offset,"
-    " insert_trace_id, insert_span_id, payload"
-)
-
-
 def find_event(client: Client, event_id: str) -> EventRow | None:
     rows = client.execute(
-        f"SELECT {_ROW} FROM {QUALIFIED_EVENTS_TABLE} FINAL WHERE {_KEY} IN"
-        f" ({LOOKUP.keys_sql(LOOKUP.EVENT_ID, 'toString(toUUID(%(event_id)s))')}) LIMIT 1",
+        f"SELECT toString(event_id), trace_id, span_id, event_type, received_at, kafka_partition, kafka_offset,"
+        f" insert_trace_id, insert_span_id, payload FROM {QUALIFIED_EVENTS_TABLE} FINAL"
+        " WHERE event_id = toUUID(%(event_id)s) LIMIT 1",
         {"event_id": event_id},
     )
     return EventRow(*rows[0]) if rows else None
@@ -47,8 +37,9 @@ def find_event(client: Client, event_id: str) -> EventRow | None:
 def find_events_by_trace(client: Client, trace_id: str) -> list[EventRow]:
     """The rows of the events of one trace (an MCP call's events carry the call's trace)."""
     rows = client.execute(
-        f"SELECT {_ROW} FROM {QUALIFIED_EVENTS_TABLE} FINAL WHERE {_KEY} IN"
-        f" ({LOOKUP.keys_sql(LOOKUP.TRACE_ID, '%(trace_id)s')}) AND trace_id = %(trace_id)s ORDER BY received_at",
+        f"SELECT toString(event_id), trace_id, span_id, event_type, received_at, kafka_partition, kafka_offset,"
+        f" insert_trace_id, insert_span_id, payload FROM {QUALIFIED_EVENTS_TABLE} FINAL"
+        " WHERE trace_id = %(trace_id)s ORDER BY received_at",
         {"trace_id": trace_id},
     )
     return [EventRow(*row) for row in rows]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
@@ -21,9 +20,7 @@ from sentinel.propagation import span_context_from_traceparent
 from sentinel.telemetry import span_limits, tracer
 from workers.chunk import Chunk, ChunkEvent
 from workers.clickhouse.client import dedup_supported
-from workers.clickhouse.columns import audit_column_lists
-from workers.clickhouse.migrations import ensure_schema
-from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE
+from workers.clickhouse.schema import EVENT_COLUMNS, QUALIFIED_EVENTS_TABLE, ensure_schema
 
 _INSERT_SQL = f"INSERT INTO {QUALIFIED_EVENTS_TABLE} ({', '.join(EVENT_COLUMNS)}) VALUES"
 _ZERO_TRACE = "0" * 32
@@ -160,21 +157,17 @@ def insert_chunk(client: Client, chunk: Chunk) -> int:
     return len(chunk.events)
 
 
-def _columns(chunk: Chunk, insert_trace: str, insert_span: str) -> list[Any]:
+def _columns(chunk: Chunk, insert_trace: str, insert_span: str) -> list[list]:
     """The chunk as columns in EVENT_COLUMNS order: clickhouse-driver encodes columns without
-    transposing rows, and DateTime takes epoch seconds as plain ints. The typed columns are built
-    column by column from each payload (`audit_column_lists`)."""
+    transposing rows, and DateTime takes epoch seconds as plain ints."""
     n = len(chunk.events)
     offsets, event_ids, traceparents, _, event_types, received_at_ms, payloads = zip(*chunk.events, strict=True)
-    typed = audit_column_lists(payloads, received_at_ms)
     return [
         [uuid.UUID(event_id) for event_id in event_ids],
         [tp[3:35] if tp else _ZERO_TRACE for tp in traceparents],
         [tp[36:52] if tp else _ZERO_SPAN for tp in traceparents],
         event_types,
-        *typed[:2],  # event_time, event_time_ms
         [ms // 1000 for ms in received_at_ms],
-        *typed[2:],  # session_id ... client_version
         [chunk.topic] * n,
         [chunk.partition] * n,
         offsets,
